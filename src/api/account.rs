@@ -1,0 +1,34 @@
+//! `GET /auth/me`: whether the key works, and whose account it opens.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+/// Callbell's shape, snake_case as documented.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    pub status: &'static str,
+    pub user_email: String,
+    pub user_name: String,
+    /// The key's public prefix; the secret is never shown again.
+    pub api_key: String,
+}
+
+pub async fn me(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
+    let settings = app.store.settings(caller.account).await?;
+    let owner = settings
+        .users
+        .iter()
+        .find(|u| u.owner)
+        .ok_or_else(ApiError::internal)?;
+    Ok(Json(Me {
+        status: "ok",
+        user_email: owner.email.clone(),
+        user_name: owner.name.clone(),
+        api_key: caller.key_prefix,
+    }))
+}

@@ -1,0 +1,278 @@
+//! A contact's conversation: open, close, notes, funnel, messages, bot.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+
+use super::AppState;
+use super::extract::{
+    JsonObject, OptionalJsonObject, PathParam, QueryParams, nullable, parse_fields, path_id,
+};
+use super::views::{
+    BotEnvelope, ContactBotView, ContactInArray, MessageList, MessageView, PageMeta, SingleContact,
+    Success, page_count,
+};
+use crate::auth::Caller;
+use crate::domain::contact::{
+    BotAssignment, BotCommand, BotStatus, ContactBot, ContactChanges, MAX_MESSAGE_CHARS,
+};
+use crate::domain::{FieldError, FunnelId, PublicId, Timestamp, non_blank};
+use crate::error::{ApiError, ApiResult, NotFoundAs};
+
+/// Messages per page of `GET /contacts/:uuid/messages`.
+pub const MESSAGES_PAGE_SIZE: u32 = 20;
+
+fn contact_id(uuid: &str) -> ApiResult<PublicId> {
+    path_id(uuid, "contact")
+}
+
+pub async fn open(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    _body: OptionalJsonObject,
+) -> ApiResult<Json<ContactInArray>> {
+    let id = contact_id(&uuid)?;
+    let record = app
+        .store
+        .open_conversation(caller.account, id, Timestamp::now())
+        .await
+        .not_found_as("contact", &uuid)?;
+    Ok(Json(ContactInArray {
+        contact: vec![app.links.contact(&record, false)],
+    }))
+}
+
+pub async fn close(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    _body: OptionalJsonObject,
+) -> ApiResult<Json<SingleContact>> {
+    let id = contact_id(&uuid)?;
+    let record = app
+        .store
+        .close_conversation(caller.account, id, Timestamp::now())
+        .await
+        .not_found_as("contact", &uuid)?;
+    Ok(Json(SingleContact {
+        contact: app.links.contact(&record, false),
+    }))
+}
+
+/// `POST /contacts/:uuid/conversation/note`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NoteRequest {
+    pub text: Option<String>,
+}
+
+pub async fn note(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Success>> {
+    let id = contact_id(&uuid)?;
+    let (request, mut errors) = parse_fields::<NoteRequest>(body, &[]);
+    let text = match request.text {
+        Some(text) if non_blank(&text).is_none() => {
+            errors.push(FieldError::new("text", "blank", "'text' must not be empty"));
+            None
+        }
+        Some(text) if text.chars().count() > MAX_MESSAGE_CHARS => {
+            errors.push(FieldError::new(
+                "text",
+                "too_long",
+                format!(
+                    "'text' is {} characters long; at most {MAX_MESSAGE_CHARS} are allowed",
+                    text.chars().count()
+                ),
+            ));
+            None
+        }
+        Some(text) => Some(text),
+        None => {
+            if !errors.has_field("text") {
+                errors.push(FieldError::required("text"));
+            }
+            None
+        }
+    };
+    let text = errors
+        .finish(text)
+        .map_err(ApiError::validation)?
+        .unwrap_or_default();
+    app.store
+        .add_note(caller.account, id, &text, Timestamp::now())
+        .await
+        .not_found_as("contact", &uuid)?;
+    Ok(Json(Success { success: true }))
+}
+
+/// `update_funnel`: `funnel_id` is required; `null` takes the contact out
+/// of its funnel.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UpdateFunnelRequest {
+    #[serde(deserialize_with = "nullable")]
+    pub funnel_id: Option<Option<String>>,
+}
+
+pub async fn update_funnel(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<ContactInArray>> {
+    let id = contact_id(&uuid)?;
+    let (request, errors) = parse_fields::<UpdateFunnelRequest>(body, &[]);
+    let mut errors = errors;
+    let requested = match request.funnel_id {
+        Some(funnel) => funnel,
+        None => {
+            if !errors.has_field("funnel_id") {
+                errors.push(FieldError::required("funnel_id"));
+            }
+            None
+        }
+    };
+    errors.finish(()).map_err(ApiError::validation)?;
+    let funnel_id = match requested {
+        None => None,
+        Some(text) => {
+            let settings = app.store.settings(caller.account).await?;
+            let funnel = text
+                .parse::<FunnelId>()
+                .ok()
+                .and_then(|f| settings.funnel(f))
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "funnel_id",
+                        "unknown_funnel",
+                        format!("funnel '{text}' does not exist in this account"),
+                    )
+                })?;
+            Some(funnel.id)
+        }
+    };
+    let record = app
+        .store
+        .set_funnel(caller.account, id, funnel_id, Timestamp::now())
+        .await
+        .not_found_as("contact", &uuid)?;
+    Ok(Json(ContactInArray {
+        contact: vec![app.links.contact(&record, false)],
+    }))
+}
+
+pub async fn messages(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    query: QueryParams,
+) -> ApiResult<Json<MessageList>> {
+    let id = contact_id(&uuid)?;
+    let page = query.page()?;
+    let listing = app
+        .store
+        .list_messages(caller.account, id, page, MESSAGES_PAGE_SIZE)
+        .await
+        .not_found_as("contact", &uuid)?;
+    Ok(Json(MessageList {
+        messages: listing
+            .messages
+            .iter()
+            .map(|m| MessageView::new(m, &listing.contact))
+            .collect(),
+        meta: PageMeta {
+            page,
+            pages: page_count(listing.total, MESSAGES_PAGE_SIZE),
+        },
+    }))
+}
+
+fn no_bot() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no_bot",
+        "this account has no enabled bot",
+    )
+}
+
+pub async fn bot(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+) -> ApiResult<Json<BotEnvelope>> {
+    let id = contact_id(&uuid)?;
+    let record = app
+        .store
+        .contact(caller.account, id)
+        .await
+        .not_found_as("contact", &uuid)?;
+    let conversation_open = record.closed_at.is_none();
+    let bot = match record.bot {
+        Some(bot) if bot.bot.enabled => bot,
+        // A contact that never had a bot state runs the account's bot from
+        // its default, started (as Callbell documents).
+        _ => {
+            let settings = app.store.settings(caller.account).await?;
+            let enabled = settings.enabled_bot().ok_or_else(no_bot)?;
+            ContactBot {
+                bot: enabled.clone(),
+                status: BotStatus::Started,
+                version: enabled.version,
+                conversation_started_at: None,
+            }
+        }
+    };
+    Ok(Json(BotEnvelope {
+        bot: ContactBotView::new(&bot, conversation_open),
+    }))
+}
+
+/// `POST /contacts/:uuid/bot`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SetBotRequest {
+    pub status: Option<BotCommand>,
+}
+
+pub async fn set_bot(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<BotEnvelope>> {
+    let id = contact_id(&uuid)?;
+    let (request, mut errors) = parse_fields::<SetBotRequest>(body, &[]);
+    if request.status.is_none() && !errors.has_field("status") {
+        errors.push(FieldError::required("status"));
+    }
+    let command = errors
+        .finish(request.status)
+        .map_err(ApiError::validation)?
+        .ok_or_else(no_bot)?;
+    let settings = app.store.settings(caller.account).await?;
+    let bot = settings.enabled_bot().ok_or_else(no_bot)?;
+    let changes = ContactChanges {
+        bot: Some(BotAssignment {
+            bot_id: bot.id,
+            status: command.resulting_status(),
+            version: bot.version,
+        }),
+        ..ContactChanges::default()
+    };
+    let record = app
+        .store
+        .update_contact(caller.account, id, &changes, Timestamp::now())
+        .await
+        .not_found_as("contact", &uuid)?;
+    let bot = record.bot.as_ref().ok_or_else(no_bot)?;
+    // Right after a command the status says what was asked, started or
+    // ended; GET reports in_progress while the conversation is open.
+    Ok(Json(BotEnvelope {
+        bot: ContactBotView::new(bot, false),
+    }))
+}

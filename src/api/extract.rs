@@ -1,0 +1,382 @@
+//! Turning raw requests into typed input, with SPEC §1's answers for
+//! everything malformed: 415 for a non-JSON body, 413 past the size limit,
+//! 400 for broken JSON or a non-object, 422 for fields of the wrong shape,
+//! 404 for a malformed id in the path.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::domain::{FieldError, FieldErrors};
+use crate::error::{ApiError, ApiResult};
+
+/// A request body that must be a JSON object.
+pub struct JsonObject(pub Map<String, Value>);
+
+/// A request body that may be absent (read as `{}`), else a JSON object.
+pub struct OptionalJsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        read_object(req, state, false).await.map(JsonObject)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        read_object(req, state, true).await.map(OptionalJsonObject)
+    }
+}
+
+async fn read_object<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    may_be_empty: bool,
+) -> ApiResult<Map<String, Value>> {
+    if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+        let media_type = content_type
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .map(str::trim)
+            .unwrap_or_default();
+        if !media_type.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::unsupported_media_type());
+        }
+    }
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(usize::MAX, |l| l.0);
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(limit)
+        } else {
+            ApiError::bad_request("invalid_body", "the request body could not be read")
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        if may_be_empty {
+            return Ok(Map::new());
+        }
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    let text = tolerate_trailing_commas(&bytes);
+    match serde_json::from_slice::<Value>(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request(
+            "body_not_object",
+            "the request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "invalid_json",
+            format!("the request body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// The body size limit in force, for the 413 message.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Drops a comma that directly precedes `}` or `]` (outside strings).
+/// Callbell's own published examples for update_funnel and notes carry
+/// one, and programs copied from those docs must keep working; any other
+/// malformed JSON is still refused.
+fn tolerate_trailing_commas(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut in_string = false;
+    let mut escaped = false;
+    // The last significant byte outside strings: a comma only trails when
+    // it follows a value, so `{,}` and `[1,,]` stay malformed.
+    let mut last = b' ';
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b',' && !matches!(last, b'{' | b'[' | b',') {
+            let next = bytes[i + 1..].iter().find(|c| !c.is_ascii_whitespace());
+            if matches!(next, Some(b'}' | b']')) {
+                out.get_or_insert_with(|| bytes[..i].to_vec());
+                last = b;
+                continue;
+            }
+        }
+        if !in_string && !b.is_ascii_whitespace() || b == b'"' {
+            last = b;
+        }
+        if let Some(out) = out.as_mut() {
+            out.push(b);
+        }
+    }
+    match out {
+        Some(out) => Cow::Owned(out),
+        None => Cow::Borrowed(bytes),
+    }
+}
+
+/// Reads the fields of a request object into `T`, whose fields are all
+/// optional, collecting one error per field whose value has the wrong
+/// shape instead of stopping at the first. `aliases` maps alternative
+/// spellings to the canonical key; both given with different values is an
+/// error.
+pub fn parse_fields<T: DeserializeOwned + Default>(
+    mut body: Map<String, Value>,
+    aliases: &[(&str, &str)],
+) -> (T, FieldErrors) {
+    let mut errors = FieldErrors::new();
+    for (alias, canonical) in aliases {
+        let Some(value) = body.remove(*alias) else {
+            continue;
+        };
+        match body.get(*canonical) {
+            Some(existing) if *existing != value => errors.push(FieldError::new(
+                *canonical,
+                "conflicting_fields",
+                format!("'{alias}' and '{canonical}' are the same parameter but were given different values"),
+            )),
+            Some(_) => {}
+            None => {
+                body.insert((*canonical).to_owned(), value);
+            }
+        }
+    }
+    if let Ok(parsed) = serde_json::from_value::<T>(Value::Object(body.clone())) {
+        return (parsed, errors);
+    }
+    // Try each field alone to find every one that does not fit.
+    let keys: Vec<String> = body.keys().cloned().collect();
+    for key in keys {
+        let mut single = Map::new();
+        if let Some(value) = body.get(&key) {
+            single.insert(key.clone(), value.clone());
+        }
+        if let Err(error) = serde_path_to_error::deserialize::<_, T>(Value::Object(single)) {
+            let path = error.path().to_string();
+            let field = if path == "." || path.is_empty() {
+                key.clone()
+            } else {
+                path
+            };
+            let problem = describe_serde_error(&error.into_inner().to_string());
+            errors.push(FieldError::new(
+                field.clone(),
+                "invalid_type",
+                format!("'{field}' {problem}"),
+            ));
+            body.remove(&key);
+        }
+    }
+    let parsed = serde_json::from_value::<T>(Value::Object(body)).unwrap_or_default();
+    (parsed, errors)
+}
+
+/// Rephrases serde's "invalid type: integer `5`, expected a string" as
+/// "must be a string, not integer `5`"; custom messages pass through.
+fn describe_serde_error(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+    {
+        return format!("must be {expected}, not {got}");
+    }
+    message.to_owned()
+}
+
+/// The parameters of a query string, in order; a name given twice counts
+/// with its last value.
+#[derive(Debug, Default)]
+pub struct QueryParams(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
+        let query = parts.uri.query().unwrap_or_default();
+        Ok(QueryParams(
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+impl QueryParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A parameter that, when present and not empty, must parse as `T`.
+    pub fn parse<T: FromStr>(&self, name: &str, expected: &str) -> ApiResult<Option<T>> {
+        match self.get(name).map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("query parameter '{name}' must be {expected}, not '{text}'"),
+                )
+            }),
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn flag(&self, name: &str) -> ApiResult<Option<bool>> {
+        match self.get(name).map(str::trim) {
+            None | Some("") => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(other) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("query parameter '{name}' must be true or false, not '{other}'"),
+            )),
+        }
+    }
+
+    /// A 1-based page number.
+    pub fn page(&self) -> ApiResult<u32> {
+        let page = self
+            .parse::<u32>("page", "a whole number from 1")?
+            .unwrap_or(1);
+        if page == 0 {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "query parameter 'page' must be a whole number from 1, not '0'",
+            ));
+        }
+        Ok(page)
+    }
+}
+
+/// A path parameter, percent-decoded. One that cannot even be decoded
+/// names nothing that exists.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|_| ApiError::not_found("no such object in this account"))
+    }
+}
+
+/// Parses an id from the path; one that cannot be ours is simply not found.
+pub fn path_id<T: FromStr>(text: &str, what: &str) -> ApiResult<T> {
+    text.parse()
+        .map_err(|_| ApiError::not_found(format!("{what} '{text}' does not exist in this account")))
+}
+
+/// Deserializes `Some(None)` for an explicit `null` and `Some(Some(v))` for
+/// a value, so a missing field (`None`) can be told from a cleared one.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct Sample {
+        name: Option<String>,
+        count: Option<u32>,
+        tags: Option<Vec<String>>,
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn every_wrongly_typed_field_is_reported() {
+        let (parsed, errors) = parse_fields::<Sample>(
+            object(json!({"name": 5, "count": "x", "tags": ["a", 7]})),
+            &[],
+        );
+        let errors = errors.into_vec();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "count", "tags[1]"]);
+        assert_eq!(
+            errors[0].message,
+            "'name' must be a string, not integer `5`"
+        );
+        assert!(parsed.name.is_none());
+    }
+
+    #[test]
+    fn good_fields_survive_bad_neighbours() {
+        let (parsed, errors) =
+            parse_fields::<Sample>(object(json!({"name": "Ann", "count": -1})), &[]);
+        assert_eq!(parsed.name.as_deref(), Some("Ann"));
+        assert_eq!(errors.into_vec().len(), 1);
+    }
+
+    #[test]
+    fn aliases_fold_into_the_canonical_key() {
+        let aliases = [("nom", "name")];
+        let (parsed, errors) = parse_fields::<Sample>(object(json!({"nom": "Ann"})), &aliases);
+        assert_eq!(parsed.name.as_deref(), Some("Ann"));
+        assert!(errors.is_empty());
+
+        let (_, errors) =
+            parse_fields::<Sample>(object(json!({"nom": "Ann", "name": "Ann"})), &aliases);
+        assert!(errors.is_empty());
+
+        let (_, errors) =
+            parse_fields::<Sample>(object(json!({"nom": "Ann", "name": "Bob"})), &aliases);
+        assert_eq!(errors.into_vec()[0].code, "conflicting_fields");
+    }
+
+    #[test]
+    fn trailing_commas_are_tolerated_outside_strings_only() {
+        let fixed = tolerate_trailing_commas(b"{\n \"funnel_id\": \"x\",\n }");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&fixed).ok(),
+            Some(json!({"funnel_id": "x"}))
+        );
+        let fixed = tolerate_trailing_commas(b"[1, 2, ]");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&fixed).ok(),
+            Some(json!([1, 2]))
+        );
+        let untouched = tolerate_trailing_commas(br#"{"text": "a,}", "b": "\",]"}"#);
+        assert!(matches!(untouched, Cow::Borrowed(_)));
+        // Other malformations stay malformed.
+        assert!(serde_json::from_slice::<Value>(&tolerate_trailing_commas(b"{,}")).is_err());
+        assert!(
+            serde_json::from_slice::<Value>(&tolerate_trailing_commas(b"{\"a\":1,,}")).is_err()
+        );
+        assert!(serde_json::from_slice::<Value>(&tolerate_trailing_commas(b"[,]")).is_err());
+    }
+}

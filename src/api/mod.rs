@@ -1,0 +1,218 @@
+//! THE route table (every path of the API, in one place) and the layers
+//! every request passes: request log, body limit, API key, rate limit.
+
+pub mod account;
+pub mod contacts;
+pub mod conversations;
+pub mod extract;
+pub mod settings;
+pub mod views;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, OriginalUri, Request, State};
+use axum::http::{HeaderValue, Method, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
+
+use crate::auth::{authenticate, bearer_token};
+use crate::cursor::CursorSigner;
+use crate::error::ApiError;
+use crate::ratelimit::{RateKey, RateLimiter};
+use crate::store::Store;
+use extract::BodyLimit;
+use views::Links;
+
+/// What every handler can reach.
+pub struct AppContext {
+    pub store: Arc<dyn Store>,
+    pub links: Links,
+    pub cursors: CursorSigner,
+    pub limiter: RateLimiter,
+}
+
+pub type AppState = Arc<AppContext>;
+
+/// Declares the routes once, as data ([`ROUTES`], which the OpenAPI test
+/// checks against) and as the router that serves them.
+macro_rules! route_table {
+    ($($method:ident $path:literal => $handler:path;)*) => {
+        /// Every route under `/v1`: HTTP method and path.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn routes() -> Router<AppState> {
+            Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+route_table! {
+    get    "/auth/me"                                   => account::me;
+
+    get    "/contacts"                                  => contacts::list;
+    post   "/contacts"                                  => contacts::create;
+    get    "/contacts/phone/{number}"                   => contacts::by_phone;
+    get    "/contacts/bsuid/{bsuid}"                    => contacts::by_bsuid;
+    get    "/contacts/{uuid}"                           => contacts::get;
+    patch  "/contacts/{uuid}"                           => contacts::update;
+    delete "/contacts/{uuid}"                           => contacts::delete;
+    post   "/contacts/{uuid}/conversation/open"         => conversations::open;
+    post   "/contacts/{uuid}/conversation/close"        => conversations::close;
+    post   "/contacts/{uuid}/conversation/note"         => conversations::note;
+    put    "/contacts/{uuid}/conversation/update_funnel" => conversations::update_funnel;
+    post   "/contacts/{uuid}/messages/update_funnel"    => conversations::update_funnel;
+    get    "/contacts/{uuid}/messages"                  => conversations::messages;
+    get    "/contacts/{uuid}/bot"                       => conversations::bot;
+    post   "/contacts/{uuid}/bot"                       => conversations::set_bot;
+
+    get    "/tags"                                      => settings::tags::list;
+    post   "/tags"                                      => settings::tags::create;
+    get    "/tags/{name}"                               => settings::tags::get;
+    patch  "/tags/{name}"                               => settings::tags::update;
+    delete "/tags/{name}"                               => settings::tags::delete;
+
+    get    "/custom_fields"                             => settings::custom_fields::list;
+    post   "/custom_fields"                             => settings::custom_fields::create;
+    get    "/custom_fields/{name}"                      => settings::custom_fields::get;
+    patch  "/custom_fields/{name}"                      => settings::custom_fields::update;
+    delete "/custom_fields/{name}"                      => settings::custom_fields::delete;
+
+    get    "/users"                                     => settings::users::list;
+    post   "/users"                                     => settings::users::create;
+    get    "/users/{uuid}"                              => settings::users::get;
+    patch  "/users/{uuid}"                              => settings::users::update;
+    delete "/users/{uuid}"                              => settings::users::delete;
+
+    get    "/teams"                                     => settings::teams::list;
+    post   "/teams"                                     => settings::teams::create;
+    get    "/teams/{uuid}"                              => settings::teams::get;
+    patch  "/teams/{uuid}"                              => settings::teams::update;
+    delete "/teams/{uuid}"                              => settings::teams::delete;
+
+    get    "/channels"                                  => settings::channels::list;
+    post   "/channels"                                  => settings::channels::create;
+    get    "/channels/{uuid}"                           => settings::channels::get;
+    patch  "/channels/{uuid}"                           => settings::channels::update;
+    delete "/channels/{uuid}"                           => settings::channels::delete;
+
+    get    "/bots"                                      => settings::bots::list;
+    post   "/bots"                                      => settings::bots::create;
+    get    "/bots/{uuid}"                               => settings::bots::get;
+    patch  "/bots/{uuid}"                               => settings::bots::update;
+    delete "/bots/{uuid}"                               => settings::bots::delete;
+
+    get    "/funnels"                                   => settings::funnels::list;
+    post   "/funnels"                                   => settings::funnels::create;
+    get    "/funnels/{uuid}"                            => settings::funnels::get;
+    patch  "/funnels/{uuid}"                            => settings::funnels::update;
+    delete "/funnels/{uuid}"                            => settings::funnels::delete;
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = routes()
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state);
+    Router::new()
+        .nest("/v1", api)
+        .fallback(route_not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(Extension(BodyLimit(max_body_bytes)))
+        .layer(middleware::from_fn(log_request))
+}
+
+/// Authenticates the API key, applies the rate limit, and puts the
+/// `X-RateLimit-*` headers on the response whatever its status.
+async fn guard(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = bearer_token(header).map(str::to_owned);
+    let caller = match &token {
+        Some(token) => match authenticate(app.store.as_ref(), token).await {
+            Ok(caller) => caller,
+            Err(error) => return ApiError::from(error).into_response(),
+        },
+        None => None,
+    };
+    let key = match &caller {
+        Some(caller) => RateKey::Account(caller.account),
+        None => RateKey::Client(client_address(&request)),
+    };
+    let decision = app.limiter.check(key);
+    let mut response = match caller {
+        _ if decision.is_some_and(|d| !d.allowed) => {
+            ApiError::rate_limited(decision.map_or(1, |d| d.retry_after_secs)).into_response()
+        }
+        None if token.is_none() => {
+            ApiError::unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+                .into_response()
+        }
+        None => {
+            ApiError::unauthorized("the API key is not valid or has been revoked").into_response()
+        }
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+    };
+    if let Some(decision) = decision {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+        headers.insert(
+            "x-ratelimit-remaining",
+            HeaderValue::from(decision.remaining),
+        );
+    }
+    response
+}
+
+fn client_address(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+}
+
+/// One line per request: method, path, status, latency. Never headers, so
+/// never the API key.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(
+        target: "bellbook::http",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        latency_ms = format_args!("{latency_ms:.2}"),
+        "request"
+    );
+    response
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!(
+            "there is no route {method} {}; the API lives under /v1",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not support {method}", uri.path()),
+    )
+}

@@ -1,0 +1,129 @@
+//! Bots. A contact's `bot_status` needs an enabled one.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::{destroyed, text_field};
+use crate::api::AppState;
+use crate::api::extract::{JsonObject, PathParam, parse_fields, path_id};
+use crate::api::views::{BotView, Status};
+use crate::auth::Caller;
+use crate::domain::{FieldError, FieldErrors, PublicId};
+use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::store::{BotChanges, NewBot};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct BotRequest {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BotList {
+    pub bots: Vec<BotView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BotEnvelope {
+    pub bot: BotView,
+}
+
+fn version_field(errors: &mut FieldErrors, version: Option<i64>) -> Option<i64> {
+    match version {
+        Some(v) if v < 1 => {
+            errors.push(FieldError::new(
+                "version",
+                "invalid_version",
+                "'version' must be 1 or more",
+            ));
+            None
+        }
+        other => other,
+    }
+}
+
+pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<BotList>> {
+    let settings = app.store.settings(caller.account).await?;
+    Ok(Json(BotList {
+        bots: settings.bots.iter().map(BotView::from).collect(),
+    }))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<BotEnvelope>> {
+    let (request, mut errors) = parse_fields::<BotRequest>(body, &[]);
+    let name = text_field(&mut errors, "name", request.name, true);
+    let version = version_field(&mut errors, request.version);
+    let Some(name) = name else {
+        return Err(ApiError::validation(errors.into_vec()));
+    };
+    errors.finish(()).map_err(ApiError::validation)?;
+    let bot = NewBot {
+        uuid: PublicId::random(),
+        name,
+        enabled: request.enabled.unwrap_or(true),
+        version: version.unwrap_or(1),
+    };
+    let created = app.store.create_bot(caller.account, &bot).await?;
+    Ok(Json(BotEnvelope {
+        bot: BotView::from(&created),
+    }))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+) -> ApiResult<Json<BotEnvelope>> {
+    let id: PublicId = path_id(&uuid, "bot")?;
+    let settings = app.store.settings(caller.account).await?;
+    let bot = settings.bots.iter().find(|b| b.uuid == id).ok_or_else(|| {
+        ApiError::not_found(format!("bot '{uuid}' does not exist in this account"))
+    })?;
+    Ok(Json(BotEnvelope {
+        bot: BotView::from(bot),
+    }))
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<BotEnvelope>> {
+    let id: PublicId = path_id(&uuid, "bot")?;
+    let (request, mut errors) = parse_fields::<BotRequest>(body, &[]);
+    let changes = BotChanges {
+        name: text_field(&mut errors, "name", request.name, false),
+        enabled: request.enabled,
+        version: version_field(&mut errors, request.version),
+    };
+    errors.finish(()).map_err(ApiError::validation)?;
+    let bot = app
+        .store
+        .update_bot(caller.account, id, &changes)
+        .await
+        .not_found_as("bot", &uuid)?;
+    Ok(Json(BotEnvelope {
+        bot: BotView::from(&bot),
+    }))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+) -> ApiResult<Json<Status>> {
+    let id: PublicId = path_id(&uuid, "bot")?;
+    app.store
+        .delete_bot(caller.account, id)
+        .await
+        .not_found_as("bot", &uuid)?;
+    Ok(destroyed("bot was destroyed"))
+}

@@ -1,0 +1,180 @@
+//! Channels: where conversations happen. At most one main channel per
+//! type; a channel contacts use is discarded rather than deleted.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::{destroyed, text_field};
+use crate::api::AppState;
+use crate::api::extract::{JsonObject, PathParam, QueryParams, parse_fields, path_id};
+use crate::api::views::{ChannelView, PageMeta, Status, page_count};
+use crate::auth::Caller;
+use crate::domain::{FieldError, PublicId, Source, Timestamp};
+use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::store::{ChannelChanges, NewChannel};
+
+/// Channels per page of `GET /channels`.
+pub const PAGE_SIZE: u32 = 100;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ChannelRequest {
+    pub title: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<Source>,
+    pub main: Option<bool>,
+    pub discarded: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChannelList {
+    pub channels: Vec<ChannelView>,
+    pub meta: PageMeta,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChannelEnvelope {
+    pub channel: ChannelView,
+}
+
+/// `active`: `true`/`false`, or `1`/`0` as some of Callbell's examples send.
+fn active_filter(query: &QueryParams) -> ApiResult<Option<bool>> {
+    match query.get("active").map(str::trim) {
+        None | Some("") => Ok(None),
+        Some("true" | "1") => Ok(Some(true)),
+        Some("false" | "0") => Ok(Some(false)),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("query parameter 'active' must be true or false, not '{other}'"),
+        )),
+    }
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: QueryParams,
+) -> ApiResult<Json<ChannelList>> {
+    let page = query.page()?;
+    let kind = query.parse::<Source>("type", Source::EXPECTED)?;
+    let active = active_filter(&query)?;
+    let settings = app.store.settings(caller.account).await?;
+    let matching: Vec<_> = settings
+        .channels
+        .iter()
+        .filter(|c| kind.is_none_or(|k| c.kind == k))
+        .filter(|c| active.is_none_or(|a| c.is_active() == a))
+        .collect();
+    let skip = (page as usize - 1).saturating_mul(PAGE_SIZE as usize);
+    Ok(Json(ChannelList {
+        channels: matching
+            .iter()
+            .skip(skip)
+            .take(PAGE_SIZE as usize)
+            .map(|c| ChannelView::from(*c))
+            .collect(),
+        meta: PageMeta {
+            page,
+            pages: page_count(matching.len() as i64, PAGE_SIZE),
+        },
+    }))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<ChannelEnvelope>> {
+    let (request, mut errors) = parse_fields::<ChannelRequest>(body, &[]);
+    let title = text_field(&mut errors, "title", request.title, true);
+    if request.kind.is_none() && !errors.has_field("type") {
+        errors.push(FieldError::required("type"));
+    }
+    let (Some(title), Some(kind)) = (title, request.kind) else {
+        return Err(ApiError::validation(errors.into_vec()));
+    };
+    errors.finish(()).map_err(ApiError::validation)?;
+    let channel = NewChannel {
+        uuid: PublicId::random(),
+        title,
+        kind,
+        main: request.main,
+    };
+    let created = app.store.create_channel(caller.account, &channel).await?;
+    Ok(Json(ChannelEnvelope {
+        channel: ChannelView::from(&created),
+    }))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+) -> ApiResult<Json<ChannelEnvelope>> {
+    let id: PublicId = path_id(&uuid, "channel")?;
+    let settings = app.store.settings(caller.account).await?;
+    let channel = settings.channel(id).ok_or_else(|| {
+        ApiError::not_found(format!("channel '{uuid}' does not exist in this account"))
+    })?;
+    Ok(Json(ChannelEnvelope {
+        channel: ChannelView::from(channel),
+    }))
+}
+
+/// Callbell documents `title`; bellbook also takes `main: true` (make it
+/// the main channel of its type) and `discarded` (retire it, or bring it
+/// back).
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<ChannelEnvelope>> {
+    let id: PublicId = path_id(&uuid, "channel")?;
+    let (request, mut errors) = parse_fields::<ChannelRequest>(body, &[]);
+    let title = text_field(&mut errors, "title", request.title, false);
+    if request.main == Some(false) {
+        errors.push(FieldError::new(
+            "main",
+            "main_channel_required",
+            "to change the main channel, set main: true on the channel that should be main",
+        ));
+    }
+    if request.kind.is_some() {
+        errors.push(FieldError::new(
+            "type",
+            "type_immutable",
+            "the type of a channel cannot change",
+        ));
+    }
+    errors.finish(()).map_err(ApiError::validation)?;
+    let changes = ChannelChanges {
+        title,
+        make_main: request.main == Some(true),
+        discard: request
+            .discarded
+            .map(|discard| discard.then(Timestamp::now)),
+    };
+    let channel = app
+        .store
+        .update_channel(caller.account, id, &changes)
+        .await
+        .not_found_as("channel", &uuid)?;
+    Ok(Json(ChannelEnvelope {
+        channel: ChannelView::from(&channel),
+    }))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+) -> ApiResult<Json<Status>> {
+    let id: PublicId = path_id(&uuid, "channel")?;
+    app.store
+        .delete_channel(caller.account, id)
+        .await
+        .not_found_as("channel", &uuid)?;
+    Ok(destroyed("channel was destroyed"))
+}

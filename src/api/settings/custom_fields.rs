@@ -1,0 +1,203 @@
+//! Custom fields, addressed by name (case-insensitive, URL-encoded).
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::{MAX_NAME_CHARS, destroyed, text_field};
+use crate::api::AppState;
+use crate::api::extract::{JsonObject, PathParam, parse_fields};
+use crate::api::views::{CustomFieldView, Status};
+use crate::auth::Caller;
+use crate::domain::settings::{AccountSettings, CustomField};
+use crate::domain::{CustomFieldType, FieldError, FieldErrors, fold_case};
+use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::store::{CustomFieldChanges, NewCustomField};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CustomFieldRequest {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<CustomFieldType>,
+    pub options: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CustomFieldList {
+    pub custom_fields: Vec<CustomFieldView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CustomFieldEnvelope {
+    pub custom_field: CustomFieldView,
+}
+
+fn find<'s>(settings: &'s AccountSettings, name: &str) -> ApiResult<&'s CustomField> {
+    settings.custom_field_named(name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "custom field '{name}' does not exist in this account"
+        ))
+    })
+}
+
+/// Options of a dropdown or checkbox: at least one, none blank, no two
+/// alike (they match case-insensitively).
+fn valid_options(errors: &mut FieldErrors, options: Vec<String>) -> Vec<String> {
+    if options.is_empty() {
+        errors.push(FieldError::new(
+            "options",
+            "options_required",
+            "dropdown and checkbox fields need at least one option",
+        ));
+    }
+    let mut seen = Vec::with_capacity(options.len());
+    let mut valid = Vec::with_capacity(options.len());
+    for (index, option) in options.iter().enumerate() {
+        let field = format!("options[{index}]");
+        let trimmed = option.trim();
+        if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_CHARS {
+            errors.push(FieldError::new(
+                field,
+                "invalid_option",
+                format!("options must be 1 to {MAX_NAME_CHARS} characters"),
+            ));
+        } else if seen.contains(&fold_case(trimmed)) {
+            errors.push(FieldError::new(
+                field,
+                "duplicate_option",
+                format!("option '{trimmed}' is listed twice"),
+            ));
+        } else {
+            seen.push(fold_case(trimmed));
+            valid.push(trimmed.to_owned());
+        }
+    }
+    valid
+}
+
+fn options_not_allowed(kind: CustomFieldType) -> FieldError {
+    FieldError::new(
+        "options",
+        "options_not_allowed",
+        format!("a {kind} field has no options; only dropdown and checkbox fields do"),
+    )
+}
+
+pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<CustomFieldList>> {
+    let settings = app.store.settings(caller.account).await?;
+    Ok(Json(CustomFieldList {
+        custom_fields: settings
+            .custom_fields
+            .iter()
+            .map(CustomFieldView::from)
+            .collect(),
+    }))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<CustomFieldEnvelope>> {
+    let (request, mut errors) = parse_fields::<CustomFieldRequest>(body, &[]);
+    let name = text_field(&mut errors, "name", request.name, true);
+    if request.kind.is_none() && !errors.has_field("type") {
+        errors.push(FieldError::required("type"));
+    }
+    let options = match (request.kind, request.options) {
+        (Some(kind), options) if kind.has_options() => {
+            valid_options(&mut errors, options.unwrap_or_default())
+        }
+        (Some(kind), Some(options)) if !options.is_empty() => {
+            errors.push(options_not_allowed(kind));
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    let (Some(name), Some(kind)) = (name, request.kind) else {
+        return Err(ApiError::validation(errors.into_vec()));
+    };
+    errors.finish(()).map_err(ApiError::validation)?;
+    let field = app
+        .store
+        .create_custom_field(
+            caller.account,
+            &NewCustomField {
+                name,
+                kind,
+                options,
+            },
+        )
+        .await?;
+    Ok(Json(CustomFieldEnvelope {
+        custom_field: CustomFieldView::from(&field),
+    }))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(name): PathParam,
+) -> ApiResult<Json<CustomFieldEnvelope>> {
+    let settings = app.store.settings(caller.account).await?;
+    Ok(Json(CustomFieldEnvelope {
+        custom_field: CustomFieldView::from(find(&settings, &name)?),
+    }))
+}
+
+/// Renames a field or changes its options; its type is fixed, since the
+/// values contacts hold were checked against it.
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(name): PathParam,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<CustomFieldEnvelope>> {
+    let (request, mut errors) = parse_fields::<CustomFieldRequest>(body, &[]);
+    let settings = app.store.settings(caller.account).await?;
+    let field = find(&settings, &name)?;
+    let new_name = text_field(&mut errors, "name", request.name, false);
+    if request.kind.is_some_and(|kind| kind != field.kind) {
+        errors.push(FieldError::new(
+            "type",
+            "type_immutable",
+            "the type of a custom field cannot change; create a new field instead",
+        ));
+    }
+    let options = match request.options {
+        Some(options) if field.kind.has_options() => Some(valid_options(&mut errors, options)),
+        Some(options) if !options.is_empty() => {
+            errors.push(options_not_allowed(field.kind));
+            None
+        }
+        _ => None,
+    };
+    errors.finish(()).map_err(ApiError::validation)?;
+    let changes = CustomFieldChanges {
+        name: new_name,
+        options,
+    };
+    let updated = app
+        .store
+        .update_custom_field(caller.account, field.id, &changes)
+        .await
+        .not_found_as("custom field", &name)?;
+    Ok(Json(CustomFieldEnvelope {
+        custom_field: CustomFieldView::from(&updated),
+    }))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(name): PathParam,
+) -> ApiResult<Json<Status>> {
+    let settings = app.store.settings(caller.account).await?;
+    let field = find(&settings, &name)?;
+    app.store
+        .delete_custom_field(caller.account, field.id)
+        .await
+        .not_found_as("custom field", &name)?;
+    Ok(destroyed("custom field was destroyed"))
+}

@@ -1,0 +1,161 @@
+//! API keys: how they are made, stored and checked, and the extractor that
+//! gives handlers the calling account.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::{PublicId, Timestamp};
+use crate::error::ApiError;
+use crate::store::{AccountId, NewApiKey, Store, StoreError};
+
+/// How many leading characters of a key are stored in clear to find it
+/// again (and shown in listings). The rest is only ever stored hashed.
+pub const KEY_PREFIX_LEN: usize = 12;
+
+const KEY_ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// 40 base-62 characters: about 238 bits of randomness.
+const KEY_RANDOM_CHARS: usize = 40;
+
+/// A freshly made key: the secret to show once, and what to store.
+pub struct IssuedKey {
+    pub secret: String,
+    pub record: NewApiKey,
+}
+
+/// Makes a new random key named `name`.
+pub fn issue_key(name: &str) -> Result<IssuedKey, getrandom::Error> {
+    let mut bytes = [0u8; KEY_RANDOM_CHARS];
+    getrandom::fill(&mut bytes)?;
+    // 62 does not divide 256; rejection sampling keeps every character
+    // equally likely.
+    let mut secret = String::from("bb_");
+    let mut pool = bytes.to_vec();
+    while secret.len() < 3 + KEY_RANDOM_CHARS {
+        if pool.is_empty() {
+            let mut more = [0u8; KEY_RANDOM_CHARS];
+            getrandom::fill(&mut more)?;
+            pool.extend_from_slice(&more);
+        }
+        let byte = pool.pop().unwrap_or_default();
+        if usize::from(byte) < 62 * 4 {
+            secret.push(char::from(KEY_ALPHABET[usize::from(byte) % 62]));
+        }
+    }
+    Ok(IssuedKey {
+        record: stored_key(&secret, name),
+        secret,
+    })
+}
+
+/// What is stored for `secret`: its prefix and hash, never the secret.
+pub fn stored_key(secret: &str, name: &str) -> NewApiKey {
+    NewApiKey {
+        uuid: PublicId::random(),
+        name: name.to_owned(),
+        prefix: key_prefix(secret).to_owned(),
+        secret_hash: hash_key(secret),
+        created_at: Timestamp::now(),
+    }
+}
+
+pub fn key_prefix(secret: &str) -> &str {
+    let end = secret
+        .char_indices()
+        .nth(KEY_PREFIX_LEN)
+        .map_or(secret.len(), |(i, _)| i);
+    &secret[..end]
+}
+
+/// Keys carry at least 128 bits of randomness, so one round of SHA-256 is
+/// enough to make a stolen hash useless; a slow hash would only slow every
+/// request.
+pub fn hash_key(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The account a request acts for, established by the API-key check.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: AccountId,
+    /// The public part of the key used, as `GET /auth/me` reports it.
+    pub key_prefix: String,
+}
+
+/// Checks a presented bearer token; `Ok(None)` when it is no valid key.
+pub async fn authenticate(store: &dyn Store, token: &str) -> Result<Option<Caller>, StoreError> {
+    let presented = hash_key(token);
+    let candidates = store.api_keys_with_prefix(key_prefix(token)).await?;
+    let mut found = None;
+    // Compare against every candidate, in constant time, so timing says
+    // nothing about how much of a guess was right.
+    for key in candidates {
+        let equal: bool = key
+            .secret_hash
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into();
+        if equal && key.revoked_at.is_none() {
+            found = Some(Caller {
+                account: key.account_id,
+                key_prefix: key.prefix.clone(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let (scheme, token) = header?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_keys_are_long_random_and_only_hashed() {
+        let a = issue_key("default").expect("randomness");
+        let b = issue_key("default").expect("randomness");
+        assert_ne!(a.secret, b.secret);
+        assert_eq!(a.secret.len(), 43);
+        assert!(a.secret.starts_with("bb_"));
+        assert!(a.secret[3..].bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(a.record.prefix, &a.secret[..KEY_PREFIX_LEN]);
+        assert_eq!(a.record.secret_hash, hash_key(&a.secret));
+        assert!(!a.record.secret_hash.contains(&a.secret[KEY_PREFIX_LEN..]));
+    }
+
+    #[test]
+    fn prefixes_of_short_tokens_are_the_token() {
+        assert_eq!(key_prefix("abc"), "abc");
+        assert_eq!(key_prefix("test_gshuPaZoeEG6ovbc8M79w0QyM"), "test_gshuPaZ");
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_leniently() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("bearer   abc ")), Some("abc"));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(Some("Bearer ")), None);
+        assert_eq!(bearer_token(Some("abc")), None);
+        assert_eq!(bearer_token(None), None);
+    }
+}

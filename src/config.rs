@@ -1,0 +1,77 @@
+//! Settings: built-in defaults, overridden by `BELLBOOK_*` environment
+//! variables, overridden by command-line flags (clap does the layering).
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+/// Where the database is when nothing says otherwise: a file beside you.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./bellbook.db";
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// sqlite://PATH or postgres://USER@HOST/DB
+    #[arg(long, env = "BELLBOOK_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BELLBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Base of the `href` links in responses [default: http://<listen address>].
+    #[arg(long, env = "BELLBOOK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Load the demo account the Callbell documentation examples run against.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Requests per second allowed per account; 0 disables the limit.
+    #[arg(long, env = "BELLBOOK_RATE_LIMIT_RPS", default_value_t = 300)]
+    pub rate_limit_rps: u32,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "BELLBOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+/// What the server needs to start, however it was configured.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub public_url: Option<String>,
+    pub demo: bool,
+    pub rate_limit_rps: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Defaults for a given database, as a fresh `serve` would run.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Settings {
+            database_url: database_url.into(),
+            public_url: None,
+            demo: false,
+            rate_limit_rps: 300,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl From<&ServeArgs> for Settings {
+    fn from(args: &ServeArgs) -> Self {
+        Settings {
+            database_url: args.database.database_url.clone(),
+            public_url: args.public_url.clone(),
+            demo: args.demo,
+            rate_limit_rps: args.rate_limit_rps,
+            max_body_bytes: args.max_body_bytes,
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The one error type of the API, rendered as the error body of SPEC §1:
+//! `{"error": {"status", "code", "message", "details"}}`.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::{Conflict, FieldError};
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    message: String,
+    details: Vec<FieldError>,
+    retry_after: Option<u64>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the request body as JSON with 'Content-Type: application/json'",
+        )
+    }
+
+    pub fn rate_limited(retry_after_seconds: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_seconds),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests for this account; retry in {retry_after_seconds} s"),
+            )
+        }
+    }
+
+    /// 422 with every offending field. The code is the fields' common code
+    /// when they share one (`unknown_tag`), else `validation_failed`.
+    pub fn validation(details: Vec<FieldError>) -> Self {
+        let code: Cow<'static, str> = match details.first() {
+            Some(first) if details.iter().all(|d| d.code == first.code) => first.code.into(),
+            _ => "validation_failed".into(),
+        };
+        let message = match details.as_slice() {
+            [only] => only.message.clone(),
+            _ => format!(
+                "{} problems: {}",
+                details.len(),
+                details
+                    .iter()
+                    .map(|d| d.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        ApiError {
+            details,
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+        }
+    }
+
+    /// One field of a request is wrong (422).
+    pub fn invalid_field(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::validation(vec![FieldError::new(field, code, message)])
+    }
+
+    pub fn conflict(conflict: Conflict) -> Self {
+        ApiError {
+            details: conflict.details,
+            ..ApiError::new(StatusCode::CONFLICT, conflict.code, conflict.message)
+        }
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side; the request changed nothing",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "storage is unavailable or busy; the request changed nothing and can be retried",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+}
+
+/// Turns a store's "not found" into a 404 that names what was looked for;
+/// every other store error converts as `From` says.
+pub trait NotFoundAs<T> {
+    fn not_found_as(self, what: &str, id: &str) -> ApiResult<T>;
+}
+
+impl<T> NotFoundAs<T> for Result<T, StoreError> {
+    fn not_found_as(self, what: &str, id: &str) -> ApiResult<T> {
+        self.map_err(|error| match error {
+            StoreError::NotFound => {
+                ApiError::not_found(format!("{what} '{id}' does not exist in this account"))
+            }
+            other => ApiError::from(other),
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => {
+                ApiError::not_found("the requested object does not exist in this account")
+            }
+            StoreError::Conflict(conflict) => ApiError::conflict(conflict),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %ErrorChain(cause.as_ref()), "storage unavailable");
+                ApiError::unavailable()
+            }
+            StoreError::Other(cause) => {
+                tracing::error!(error = %ErrorChain(cause.as_ref()), "storage failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// Displays an error with all its causes, for the log (never for clients).
+pub struct ErrorChain<'e>(pub &'e (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+pub struct ErrorObject<'a> {
+    pub status: u16,
+    pub code: &'a str,
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub details: Vec<ErrorDetail<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ErrorDetail<'a> {
+    pub field: &'a str,
+    pub code: &'a str,
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorObject {
+                status: self.status.as_u16(),
+                code: &self.code,
+                message: &self.message,
+                details: self
+                    .details
+                    .iter()
+                    .map(|d| ErrorDetail {
+                        field: &d.field,
+                        code: d.code,
+                        message: &d.message,
+                        uuid: d.uuid.as_deref(),
+                    })
+                    .collect(),
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_code_is_shared_code_or_generic() {
+        let same = ApiError::validation(vec![
+            FieldError::new(
+                "tags[0]",
+                "unknown_tag",
+                "tag 'Foo' does not exist in this account",
+            ),
+            FieldError::new(
+                "tags[2]",
+                "unknown_tag",
+                "tag 'Bar' does not exist in this account",
+            ),
+        ]);
+        assert_eq!(same.code(), "unknown_tag");
+        let mixed = ApiError::validation(vec![
+            FieldError::required("name"),
+            FieldError::new("tags[0]", "unknown_tag", "x"),
+        ]);
+        assert_eq!(mixed.code(), "validation_failed");
+        assert_eq!(mixed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

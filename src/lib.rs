@@ -1,0 +1,198 @@
+//! bellbook: a self-hosted server that speaks the Callbell contacts REST API.
+//!
+//! [`App::build`] takes [`Settings`] and a bound listener, so tests can run
+//! the real server on port 0; [`App::run_until`] serves until a shutdown
+//! future completes, finishing requests already in flight.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod cursor;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod ratelimit;
+pub mod store;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use config::Settings;
+use store::{AccountRecord, AdminStore, NewAccount, SqlStore, Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("no secure randomness available: {0}")]
+    Randomness(#[from] getrandom::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The account made on first start, with its key (shown only this once).
+#[derive(Debug, Clone)]
+pub struct FirstRun {
+    pub account: AccountRecord,
+    pub api_key: String,
+}
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Arc<SqlStore>,
+    first_run: Option<FirstRun>,
+    public_url: String,
+}
+
+impl App {
+    /// Opens and migrates the database, loads the demo account if asked,
+    /// and creates the first account on an empty database.
+    pub async fn build(settings: Settings, listener: TcpListener) -> Result<App, StartError> {
+        let store = Arc::new(store::connect(&settings.database_url).await?);
+        if settings.demo {
+            demo::install(store.as_ref()).await?;
+        }
+        let first_run = match store.count_accounts().await? {
+            0 => Some(create_first_account(store.as_ref()).await?),
+            _ => None,
+        };
+        let address = listener.local_addr()?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| default_public_url(address));
+        let cursor_key = store
+            .shared_secret(cursor::CURSOR_SECRET, random_hex(32)?)
+            .await?;
+        let state = Arc::new(api::AppContext {
+            store: store.clone(),
+            links: api::views::Links::new(&public_url),
+            cursors: cursor::CursorSigner::new(&cursor_key),
+            limiter: ratelimit::RateLimiter::new(settings.rate_limit_rps),
+        });
+        Ok(App {
+            listener,
+            router: api::router(state, settings.max_body_bytes),
+            store,
+            first_run,
+            public_url,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The account created because the database was empty, if it was.
+    pub fn first_run(&self) -> Option<&FirstRun> {
+        self.first_run.as_ref()
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets
+    /// in-flight requests finish, and closes the database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.store.close().await;
+        served
+    }
+}
+
+/// `http://<address>`, with a wildcard address shown as `localhost`.
+fn default_public_url(address: SocketAddr) -> String {
+    let host = match address.ip() {
+        ip if ip.is_unspecified() => "localhost".to_owned(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", address.port())
+}
+
+async fn create_first_account(store: &dyn Store) -> Result<FirstRun, StartError> {
+    let key = auth::issue_key("default")?;
+    let account = store
+        .create_account(&NewAccount {
+            uuid: domain::PublicId::random(),
+            name: "default".to_owned(),
+            created_at: domain::Timestamp::now(),
+            owner_email: "admin@bellbook.local".to_owned(),
+            owner_name: "Administrator".to_owned(),
+            key: key.record,
+        })
+        .await?;
+    Ok(FirstRun {
+        account,
+        api_key: key.secret,
+    })
+}
+
+fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer)?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_defaults_to_the_listen_address() {
+        assert_eq!(
+            default_public_url("127.0.0.1:8080".parse().expect("addr")),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            default_public_url("0.0.0.0:80".parse().expect("addr")),
+            "http://localhost:80"
+        );
+        assert_eq!(
+            default_public_url("[::1]:9".parse().expect("addr")),
+            "http://[::1]:9"
+        );
+    }
+}

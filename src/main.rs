@@ -1,0 +1,293 @@
+//! The `bellbook` command: the server and its admin tools.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use bellbook::auth::issue_key;
+use bellbook::config::{DatabaseArgs, ServeArgs};
+use bellbook::domain::email::is_valid_email;
+use bellbook::domain::{PublicId, Timestamp};
+use bellbook::store::{AdminStore, NewAccount, SqlStore};
+use bellbook::{App, Settings, shutdown_signal};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bellbook",
+    version,
+    about = "A self-hosted server that speaks the Callbell contacts API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Create and list accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Bring the database schema up to date, then exit.
+    Migrate(DatabaseArgs),
+    /// Copy a SQLite database, consistent at one instant, to a new file.
+    Backup {
+        /// The file to write; it must not exist yet.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Create an account and print its first API key on standard output.
+    Create {
+        name: String,
+        /// E-mail of the account owner (GET /auth/me reports it).
+        #[arg(long, default_value = "admin@bellbook.local")]
+        owner_email: String,
+        #[arg(long, default_value = "Administrator")]
+        owner_name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print it on standard output (shown only once).
+    Create {
+        /// Account uuid or name.
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List an account's keys: names and prefixes, never secrets.
+    List {
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a key, by its uuid or prefix.
+    Revoke {
+        key: String,
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Accounts(command) => accounts(command).await,
+        Command::Keys(command) => keys(command).await,
+        Command::Migrate(database) => migrate(&database).await,
+        Command::Backup { to, database } => backup(&database, &to).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bellbook: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> CliResult {
+    let listener = TcpListener::bind(args.listen).await?;
+    let app = App::build(Settings::from(&args), listener).await?;
+    if let Some(first) = app.first_run() {
+        println!(
+            "Created account '{}' ({}).",
+            first.account.name, first.account.uuid
+        );
+        println!("Its API key, shown only this once:");
+        println!("{}", first.api_key);
+    }
+    if args.demo {
+        println!(
+            "Demo account loaded: API key {}",
+            bellbook::demo::DEMO_API_KEY
+        );
+    }
+    tracing::info!(address = %args.listen, port = app.port(), public_url = app.public_url(), "bellbook is listening");
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("bellbook stopped");
+    Ok(())
+}
+
+async fn migrate(database: &DatabaseArgs) -> CliResult {
+    // Connecting runs the migrations.
+    let store = open(database).await?;
+    store.close().await;
+    eprintln!("database is up to date");
+    Ok(())
+}
+
+async fn open(database: &DatabaseArgs) -> Result<SqlStore, bellbook::store::StoreError> {
+    bellbook::store::connect(&database.database_url).await
+}
+
+async fn accounts(command: AccountsCommand) -> CliResult {
+    match command {
+        AccountsCommand::Create {
+            name,
+            owner_email,
+            owner_name,
+            database,
+        } => {
+            if name.trim().is_empty() {
+                return Err("the account name must not be empty".into());
+            }
+            if !is_valid_email(&owner_email) {
+                return Err(format!("'{owner_email}' is not a valid e-mail address").into());
+            }
+            let store = open(&database).await?;
+            let key = issue_key("default")?;
+            let account = store
+                .create_account(&NewAccount {
+                    uuid: PublicId::random(),
+                    name: name.trim().to_owned(),
+                    created_at: Timestamp::now(),
+                    owner_email,
+                    owner_name,
+                    key: key.record,
+                })
+                .await?;
+            eprintln!(
+                "Created account '{}' ({}). Its API key, shown only this once:",
+                account.name, account.uuid
+            );
+            println!("{}", key.secret);
+            store.close().await;
+        }
+        AccountsCommand::List { database } => {
+            let store = open(&database).await?;
+            println!("{:<32}  {:<20}  name", "uuid", "created");
+            for account in store.list_accounts().await? {
+                println!("{}  {}  {}", account.uuid, account.created_at, account.name);
+            }
+            store.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn keys(command: KeysCommand) -> CliResult {
+    match command {
+        KeysCommand::Create {
+            account,
+            name,
+            database,
+        } => {
+            let store = open(&database).await?;
+            let account = store
+                .find_account(&account)
+                .await
+                .map_err(|e| no_account(&account, e))?;
+            let key = issue_key(&name)?;
+            let stored = store.add_api_key(account.id, &key.record).await?;
+            eprintln!(
+                "Created key '{}' ({}) for account '{}'. Shown only this once:",
+                stored.name, stored.uuid, account.name
+            );
+            println!("{}", key.secret);
+            store.close().await;
+        }
+        KeysCommand::List { account, database } => {
+            let store = open(&database).await?;
+            let account = store
+                .find_account(&account)
+                .await
+                .map_err(|e| no_account(&account, e))?;
+            println!(
+                "{:<32}  {:<12}  {:<20}  {:<20}  name",
+                "uuid", "prefix", "created", "revoked"
+            );
+            for key in store.list_api_keys(account.id).await? {
+                let revoked = key
+                    .revoked_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string());
+                println!(
+                    "{}  {:<12}  {}  {:<20}  {}",
+                    key.uuid, key.prefix, key.created_at, revoked, key.name
+                );
+            }
+            store.close().await;
+        }
+        KeysCommand::Revoke {
+            key,
+            account,
+            database,
+        } => {
+            let store = open(&database).await?;
+            let account = store
+                .find_account(&account)
+                .await
+                .map_err(|e| no_account(&account, e))?;
+            let revoked = store
+                .revoke_api_key(account.id, &key, Timestamp::now())
+                .await
+                .map_err(|e| match e {
+                    bellbook::store::StoreError::NotFound => {
+                        format!("no key '{key}' in account '{}'", account.name).into()
+                    }
+                    other => Box::<dyn std::error::Error + Send + Sync>::from(other),
+                })?;
+            println!("Revoked key '{}' ({}).", revoked.name, revoked.prefix);
+            store.close().await;
+        }
+    }
+    Ok(())
+}
+
+fn no_account(
+    name: &str,
+    error: bellbook::store::StoreError,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    match error {
+        bellbook::store::StoreError::NotFound => format!("no account '{name}'").into(),
+        other => other.into(),
+    }
+}
+
+async fn backup(database: &DatabaseArgs, to: &str) -> CliResult {
+    if std::path::Path::new(to).exists() {
+        return Err(format!("{to} already exists; choose a new file").into());
+    }
+    let store = open(database).await?;
+    store.backup_to(to).await?;
+    store.close().await;
+    eprintln!("Backed up to {to}");
+    Ok(())
+}

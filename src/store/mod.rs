@@ -1,0 +1,458 @@
+//! Persistence behind one trait. Handlers hold an `Arc<dyn Store>` and never
+//! learn which database is underneath; [`connect`] picks it by URL scheme.
+
+pub mod snapshot;
+mod sql;
+
+use async_trait::async_trait;
+
+use crate::domain::contact::{ContactChanges, ContactRecord, NewContact};
+use crate::domain::settings::{
+    AccountSettings, Bot, Channel, CustomField, Funnel, Tag, Team, User,
+};
+use crate::domain::{Conflict, CustomFieldType, FunnelId, PublicId, Source, Timestamp};
+
+pub use snapshot::{AccountSnapshot, ContactSnapshot};
+pub use sql::{Backend, SqlStore};
+
+/// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and
+/// brings its schema up to date.
+pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+    SqlStore::connect(url).await
+}
+
+/// Why a store operation did not happen. Whatever the reason, it changed
+/// nothing: every operation is one transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist in this account (or at all).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or reference rule forbids the change.
+    #[error("conflict: {}", .0.message)]
+    Conflict(Conflict),
+    /// The database cannot be reached or is busy; the caller may retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("storage failure: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        StoreError::Conflict(Conflict::new(code, message))
+    }
+
+    pub fn other(message: impl Into<String>) -> Self {
+        StoreError::Other(message.into().into())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The internal id of an account; every account-scoped operation takes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccountId(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    pub uuid: PublicId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// An API key as stored: the secret itself is never kept, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub uuid: PublicId,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub uuid: PublicId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A new account with what every account starts with: an owner, a main
+/// WhatsApp channel, a default team "General", and one API key.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub uuid: PublicId,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub owner_email: String,
+    pub owner_name: String,
+    pub key: NewApiKey,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCustomField {
+    pub name: String,
+    pub kind: CustomFieldType,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CustomFieldChanges {
+    pub name: Option<String>,
+    pub options: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub uuid: PublicId,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTeam {
+    pub uuid: PublicId,
+    pub name: String,
+    pub is_default: bool,
+    pub member_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TeamChanges {
+    pub name: Option<String>,
+    /// Makes this the account's default team (the old one stops being it).
+    pub make_default: bool,
+    /// Replaces the member list.
+    pub member_ids: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub uuid: PublicId,
+    pub title: String,
+    pub kind: Source,
+    /// `None`: main when the account has no active main channel of this type.
+    pub main: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChannelChanges {
+    pub title: Option<String>,
+    /// Makes this the main channel of its type (the old one stops being it).
+    pub make_main: bool,
+    /// `Some(Some(at))` discards (keeping an earlier time), `Some(None)`
+    /// brings a discarded channel back.
+    pub discard: Option<Option<Timestamp>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBot {
+    pub uuid: PublicId,
+    pub name: String,
+    pub enabled: bool,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BotChanges {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFunnel {
+    pub uuid: FunnelId,
+    pub name: String,
+    pub emoji: Option<String>,
+    /// `None`: after the last funnel.
+    pub position: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FunnelChanges {
+    pub name: Option<String>,
+    pub emoji: Option<Option<String>>,
+    pub position: Option<i64>,
+}
+
+/// Which contacts a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactFilter {
+    pub source: Option<Source>,
+    /// Tag names, case-insensitive.
+    pub tags: Vec<String>,
+    pub tags_mode: TagsMode,
+    pub team: Option<PublicId>,
+    /// Case-insensitive substring of the name, or digits of the phone number.
+    pub q: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TagsMode {
+    /// A contact matches when it has every tag.
+    #[default]
+    All,
+    /// A contact matches when it has at least one tag.
+    Any,
+}
+
+/// A place in the newest-first order of an account's contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContactPosition {
+    pub created_at: Timestamp,
+    pub seq: i64,
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageStart {
+    /// The n-th page (1-based) of the listing as it is now.
+    Number(u32),
+    /// Right after `position`, among contacts that existed when the walk
+    /// began (`seq <= watermark`), so later ones never show up in it.
+    After {
+        position: ContactPosition,
+        watermark: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ContactPage {
+    pub contacts: Vec<ContactRecord>,
+    /// How many contacts match the filter in all.
+    pub total: i64,
+    /// The newest contact sequence number this walk can see.
+    pub watermark: i64,
+    /// Where the next page starts, when there is one.
+    pub next: Option<ContactPosition>,
+}
+
+/// A page of a contact's messages.
+#[derive(Debug, Clone)]
+pub struct MessagePage {
+    pub contact: ContactRecord,
+    pub messages: Vec<MessageRecord>,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A note written through the API.
+    Note,
+    /// Something bellbook recorded: an assignment, team, funnel or
+    /// open/close change.
+    Event,
+}
+
+impl MessageKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Note => "note",
+            MessageKind::Event => "event",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub uuid: PublicId,
+    pub kind: MessageKind,
+    pub text: String,
+    pub created_at: Timestamp,
+}
+
+/// Accounts, keys and whole-account imports: what the CLI and start-up use.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    async fn count_accounts(&self) -> StoreResult<i64>;
+    async fn create_account(&self, account: &NewAccount) -> StoreResult<AccountRecord>;
+    async fn list_accounts(&self) -> StoreResult<Vec<AccountRecord>>;
+    /// By uuid, or by name when exactly one account has it.
+    async fn find_account(&self, uuid_or_name: &str) -> StoreResult<AccountRecord>;
+    async fn add_api_key(&self, account: AccountId, key: &NewApiKey) -> StoreResult<ApiKeyRecord>;
+    async fn list_api_keys(&self, account: AccountId) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// By key uuid or prefix; revoking twice keeps the first time.
+    async fn revoke_api_key(
+        &self,
+        account: AccountId,
+        uuid_or_prefix: &str,
+        at: Timestamp,
+    ) -> StoreResult<ApiKeyRecord>;
+    /// Candidates for authenticating a presented key.
+    async fn api_keys_with_prefix(&self, prefix: &str) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// A secret shared by every process on this database, created on first
+    /// use from `fresh` (only one process's value ever wins).
+    async fn shared_secret(&self, name: &str, fresh: String) -> StoreResult<String>;
+    /// Writes a whole account in one transaction. Returns `false`, changing
+    /// nothing, when an account with that uuid already exists.
+    async fn import_account(&self, snapshot: &AccountSnapshot) -> StoreResult<bool>;
+}
+
+/// The settings of SPEC §2.
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    async fn settings(&self, account: AccountId) -> StoreResult<AccountSettings>;
+
+    async fn create_tag(&self, account: AccountId, name: &str) -> StoreResult<Tag>;
+    async fn rename_tag(&self, account: AccountId, tag_id: i64, name: &str) -> StoreResult<Tag>;
+    /// Also removes the tag from every contact.
+    async fn delete_tag(&self, account: AccountId, tag_id: i64) -> StoreResult<()>;
+
+    async fn create_custom_field(
+        &self,
+        account: AccountId,
+        field: &NewCustomField,
+    ) -> StoreResult<CustomField>;
+    async fn update_custom_field(
+        &self,
+        account: AccountId,
+        field_id: i64,
+        changes: &CustomFieldChanges,
+    ) -> StoreResult<CustomField>;
+    /// Also removes the field's values from every contact.
+    async fn delete_custom_field(&self, account: AccountId, field_id: i64) -> StoreResult<()>;
+
+    async fn create_user(&self, account: AccountId, user: &NewUser) -> StoreResult<User>;
+    async fn update_user(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        changes: &UserChanges,
+    ) -> StoreResult<User>;
+    /// Unassigns the user's contacts; the owner cannot be deleted.
+    async fn delete_user(&self, account: AccountId, uuid: PublicId) -> StoreResult<()>;
+
+    async fn create_team(&self, account: AccountId, team: &NewTeam) -> StoreResult<Team>;
+    async fn update_team(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        changes: &TeamChanges,
+    ) -> StoreResult<Team>;
+    /// Refused for the default team and for teams contacts still belong to.
+    async fn delete_team(&self, account: AccountId, uuid: PublicId) -> StoreResult<()>;
+
+    async fn create_channel(
+        &self,
+        account: AccountId,
+        channel: &NewChannel,
+    ) -> StoreResult<Channel>;
+    async fn update_channel(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        changes: &ChannelChanges,
+    ) -> StoreResult<Channel>;
+    /// Refused while contacts use the channel (discard it instead).
+    async fn delete_channel(&self, account: AccountId, uuid: PublicId) -> StoreResult<()>;
+
+    async fn create_bot(&self, account: AccountId, bot: &NewBot) -> StoreResult<Bot>;
+    async fn update_bot(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        changes: &BotChanges,
+    ) -> StoreResult<Bot>;
+    /// Contacts running the bot are left without one.
+    async fn delete_bot(&self, account: AccountId, uuid: PublicId) -> StoreResult<()>;
+
+    async fn create_funnel(&self, account: AccountId, funnel: &NewFunnel) -> StoreResult<Funnel>;
+    async fn update_funnel(
+        &self,
+        account: AccountId,
+        uuid: FunnelId,
+        changes: &FunnelChanges,
+    ) -> StoreResult<Funnel>;
+    /// Contacts in the funnel are left without one.
+    async fn delete_funnel(&self, account: AccountId, uuid: FunnelId) -> StoreResult<()>;
+}
+
+/// Contacts, their conversation and its messages (SPEC §3–§4).
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// Refused with `contact_exists` when the channel already has a contact
+    /// with the same identifier key.
+    async fn insert_contact(
+        &self,
+        account: AccountId,
+        contact: &NewContact,
+    ) -> StoreResult<ContactRecord>;
+    /// Applies `changes` atomically and records the events they cause.
+    async fn update_contact(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        changes: &ContactChanges,
+        at: Timestamp,
+    ) -> StoreResult<ContactRecord>;
+    async fn contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<ContactRecord>;
+    async fn contact_by_phone(
+        &self,
+        account: AccountId,
+        channel_id: i64,
+        digits: &str,
+    ) -> StoreResult<ContactRecord>;
+    async fn contact_by_bsuid(&self, account: AccountId, bsuid: &str)
+    -> StoreResult<ContactRecord>;
+    async fn list_contacts(
+        &self,
+        account: AccountId,
+        filter: &ContactFilter,
+        start: PageStart,
+        page_size: u32,
+    ) -> StoreResult<ContactPage>;
+    /// Removes the contact with its conversation and messages.
+    async fn delete_contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<()>;
+    /// Closes the conversation; closing a closed one keeps the first time.
+    async fn close_conversation(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        at: Timestamp,
+    ) -> StoreResult<ContactRecord>;
+    async fn open_conversation(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        at: Timestamp,
+    ) -> StoreResult<ContactRecord>;
+    async fn set_funnel(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        funnel_id: Option<i64>,
+        at: Timestamp,
+    ) -> StoreResult<ContactRecord>;
+    async fn add_note(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        text: &str,
+        at: Timestamp,
+    ) -> StoreResult<MessageRecord>;
+    async fn list_messages(
+        &self,
+        account: AccountId,
+        uuid: PublicId,
+        page: u32,
+        page_size: u32,
+    ) -> StoreResult<MessagePage>;
+}
+
+/// Everything bellbook keeps.
+pub trait Store: AdminStore + SettingsStore + ContactStore {}
+
+impl<T: AdminStore + SettingsStore + ContactStore> Store for T {}

@@ -1,0 +1,325 @@
+//! SPEC §1: authentication, the error body, body and content-type rules,
+//! rate limiting, and account isolation.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, send};
+use crate::on_both_backends;
+
+async fn requests_without_a_valid_key_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.url("/contacts");
+    let no_header = send(app.client.get(&url)).await;
+    no_header.assert_error(401, "unauthorized");
+    for header in [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer ",
+        "token abc",
+        "bb_notakey",
+    ] {
+        send(app.client.get(&url).header("Authorization", header))
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    send(
+        app.client
+            .get(&url)
+            .bearer_auth("bb_0000000000000000000000000000000000000000"),
+    )
+    .await
+    .assert_error(401, "unauthorized");
+    // Right prefix, wrong rest.
+    let forged = format!("{}x", &app.key[..app.key.len() - 1]);
+    send(app.client.get(&url).bearer_auth(&forged))
+        .await
+        .assert_error(401, "unauthorized");
+    app.get("/contacts").await.assert_status(200);
+}
+
+async fn revoked_keys_stop_working(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.get("/auth/me").await.assert_status(200);
+    let prefix = bellbook::auth::key_prefix(&app.key).to_owned();
+    let keys = app.store.api_keys_with_prefix(&prefix).await.expect("keys");
+    let key = &keys[0];
+    app.store
+        .revoke_api_key(key.account_id, &prefix, bellbook::domain::Timestamp::now())
+        .await
+        .expect("revoked");
+    app.get("/auth/me").await.assert_error(401, "unauthorized");
+}
+
+async fn keys_are_stored_only_as_hashes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prefix = bellbook::auth::key_prefix(&app.key);
+    let keys = app.store.api_keys_with_prefix(prefix).await.expect("keys");
+    assert_eq!(keys.len(), 1);
+    let secret_part = &app.key[prefix.len()..];
+    assert_ne!(keys[0].secret_hash, app.key);
+    assert!(!keys[0].secret_hash.contains(secret_part));
+    assert_eq!(keys[0].secret_hash, bellbook::auth::hash_key(&app.key));
+}
+
+async fn auth_me_describes_the_key_owner(backend: Backend) {
+    let app = TestApp::spawn_demo(backend).await;
+    let me = app.get("/auth/me").await;
+    me.assert_status(200);
+    assert_eq!(
+        me.body,
+        json!({
+            "status": "ok",
+            "user_email": "john.doe@email.com",
+            "user_name": "John Doe",
+            "api_key": "test_gshuPaZ"
+        })
+    );
+    assert!(!me.text.contains("test_gshuPaZoeEG6ovbc8M79w0QyM"));
+}
+
+async fn another_accounts_objects_are_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mine = app
+        .create_contact(json!({"identifier": "+1 555 0100", "source": "whatsapp", "name": "Mine"}))
+        .await;
+    let uuid = mine["uuid"].as_str().expect("uuid");
+    let other = app.create_account("other").await;
+    let them = app.as_key(&other);
+    them.get(&format!("/contacts/{uuid}"))
+        .await
+        .assert_error(404, "not_found");
+    them.patch(&format!("/contacts/{uuid}"), json!({"name": "Stolen"}))
+        .await
+        .assert_error(404, "not_found");
+    them.delete(&format!("/contacts/{uuid}"))
+        .await
+        .assert_error(404, "not_found");
+    let theirs = them.get("/contacts").await;
+    theirs.assert_status(200);
+    assert_eq!(theirs.body["contacts"], json!([]));
+    // Their own contact with the same number is theirs to make.
+    them.post(
+        "/contacts",
+        json!({"identifier": "+1 555 0100", "source": "whatsapp", "name": "Theirs"}),
+    )
+    .await
+    .assert_status(200);
+    let still_mine = app.get(&format!("/contacts/{uuid}")).await;
+    assert_eq!(still_mine.contact()["name"], "Mine");
+}
+
+async fn malformed_ids_in_paths_are_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for id in [
+        "nope",
+        "414A6D692BD645ED803F2E7CE360D4C8",
+        "414a6d69-2bd6-45ed-803f-2e7ce360d4c8",
+        "0",
+    ] {
+        app.get(&format!("/contacts/{id}"))
+            .await
+            .assert_error(404, "not_found");
+        app.patch(&format!("/contacts/{id}"), json!({"name": "x"}))
+            .await
+            .assert_error(404, "not_found");
+    }
+    app.get("/contacts/414a6d692bd645ed803f2e7ce360d4c8")
+        .await
+        .assert_error(404, "not_found");
+}
+
+async fn bodies_must_be_json_objects(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.url("/contacts");
+    let post = |body: &'static str, content_type: Option<&'static str>| {
+        let mut request = app.client.post(&url).bearer_auth(&app.key).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        send(request)
+    };
+    post("{}", Some("text/plain"))
+        .await
+        .assert_error(415, "unsupported_media_type");
+    post("a=b", Some("application/x-www-form-urlencoded"))
+        .await
+        .assert_error(415, "unsupported_media_type");
+    post("{\"name\": ", Some("application/json"))
+        .await
+        .assert_error(400, "invalid_json");
+    post("not json", None)
+        .await
+        .assert_error(400, "invalid_json");
+    post("", Some("application/json"))
+        .await
+        .assert_error(400, "invalid_json");
+    post("[1, 2]", Some("application/json"))
+        .await
+        .assert_error(400, "body_not_object");
+    post("\"text\"", Some("application/json"))
+        .await
+        .assert_error(400, "body_not_object");
+    // Absent or charset-qualified JSON content types are fine.
+    let body = r#"{"identifier": "1", "source": "whatsapp", "name": "A"}"#;
+    let created = send(app.client.post(&url).bearer_auth(&app.key).body(body)).await;
+    created.assert_status(200);
+    let body = r#"{"identifier": "2", "source": "whatsapp", "name": "B"}"#;
+    send(
+        app.client
+            .post(&url)
+            .bearer_auth(&app.key)
+            .header("Content-Type", "Application/JSON; charset=UTF-8")
+            .body(body),
+    )
+    .await
+    .assert_status(200);
+    // Unknown keys are ignored.
+    app.post(
+        "/contacts",
+        json!({"identifier": "3", "source": "whatsapp", "name": "C", "color": "blue"}),
+    )
+    .await
+    .assert_status(200);
+}
+
+async fn bodies_over_the_limit_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let big_name = "x".repeat(1024 * 1024);
+    let reply = app
+        .post(
+            "/contacts",
+            json!({"identifier": "1", "source": "whatsapp", "name": big_name}),
+        )
+        .await;
+    reply.assert_error(413, "payload_too_large");
+    assert_eq!(app.get("/contacts").await.body["contacts"], json!([]));
+    // Just under the limit is read (and judged on its merits).
+    let name = "y".repeat(1024 * 1024 - 100);
+    app.post(
+        "/contacts",
+        json!({"identifier": "1", "source": "whatsapp", "name": name}),
+    )
+    .await
+    .assert_status(200);
+}
+
+async fn the_body_limit_is_configurable(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.max_body_bytes = 64).await;
+    let reply = app
+        .post(
+            "/contacts",
+            json!({"identifier": "1", "source": "whatsapp", "name": "x".repeat(100)}),
+        )
+        .await;
+    reply.assert_error(413, "payload_too_large");
+}
+
+async fn unknown_routes_and_methods_get_error_bodies(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.get("/nothing-here")
+        .await
+        .assert_error(404, "route_not_found");
+    send(
+        app.client
+            .get(format!("{}/contacts", app.base.trim_end_matches("/v1"))),
+    )
+    .await
+    .assert_error(404, "route_not_found");
+    let reply = send(app.request(Method::PUT, "/contacts")).await;
+    reply.assert_error(405, "method_not_allowed");
+    send(app.request(Method::DELETE, "/tags"))
+        .await
+        .assert_error(405, "method_not_allowed");
+}
+
+async fn every_offending_field_is_reported(backend: Backend) {
+    let app = TestApp::spawn_demo(backend).await;
+    let reply = app
+        .post(
+            "/contacts",
+            json!({
+                "source": "fax",
+                "name": "",
+                "tags": ["sales", "Nope"],
+                "custom_fields": {"orderNumber": "twelve", "Unknown": "x"},
+                "assigned_user": "nobody@email.com",
+                "team_uuid": "00000000000000000000000000000000",
+                "note": "n".repeat(1001)
+            }),
+        )
+        .await;
+    reply.assert_error(422, "validation_failed");
+    let fields = reply.error_fields();
+    for field in [
+        "source",
+        "identifier",
+        "name",
+        "tags[1]",
+        "custom_fields.orderNumber",
+        "custom_fields.Unknown",
+        "assigned_user",
+        "team_uuid",
+        "note",
+    ] {
+        assert!(
+            fields.contains(&field.to_owned()),
+            "{field} missing from {fields:?}"
+        );
+    }
+    let listed = app.get("/contacts").await;
+    assert_eq!(
+        listed.body["contacts"].as_array().map(Vec::len),
+        Some(2),
+        "nothing was created"
+    );
+}
+
+async fn rate_limit_applies_per_account_with_headers(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 3).await;
+    let first = app.get("/contacts").await;
+    first.assert_status(200);
+    assert_eq!(first.header("x-ratelimit-limit"), Some("3"));
+    assert_eq!(first.header("x-ratelimit-remaining"), Some("2"));
+    // Errors carry the headers too.
+    let missing = app.get("/contacts/00000000000000000000000000000000").await;
+    missing.assert_status(404);
+    assert_eq!(missing.header("x-ratelimit-remaining"), Some("1"));
+    app.get("/contacts").await.assert_status(200);
+    let limited = app.get("/contacts").await;
+    limited.assert_error(429, "rate_limited");
+    let retry_after: u64 = limited
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(retry_after >= 1);
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    // Another account has its own budget.
+    let other = app.create_account("other").await;
+    app.as_key(&other).get("/contacts").await.assert_status(200);
+}
+
+async fn rate_limit_zero_disables_it(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 0).await;
+    for _ in 0..20 {
+        let reply = app.get("/auth/me").await;
+        reply.assert_status(200);
+        assert_eq!(reply.header("x-ratelimit-limit"), None);
+    }
+}
+
+on_both_backends!(
+    requests_without_a_valid_key_are_refused,
+    revoked_keys_stop_working,
+    keys_are_stored_only_as_hashes,
+    auth_me_describes_the_key_owner,
+    another_accounts_objects_are_not_found,
+    malformed_ids_in_paths_are_not_found,
+    bodies_must_be_json_objects,
+    bodies_over_the_limit_are_refused,
+    the_body_limit_is_configurable,
+    unknown_routes_and_methods_get_error_bodies,
+    every_offending_field_is_reported,
+    rate_limit_applies_per_account_with_headers,
+    rate_limit_zero_disables_it,
+);
