@@ -7,6 +7,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::{Conflict, FieldError};
 use crate::store::StoreError;
@@ -189,27 +190,37 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
-#[derive(Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: ErrorObject<'a>,
+/// The body of every error response (SPEC §1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
 }
 
-#[derive(Serialize)]
-pub struct ErrorObject<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// The HTTP status, repeated.
     pub status: u16,
-    pub code: &'a str,
-    pub message: &'a str,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub details: Vec<ErrorDetail<'a>>,
+    /// A stable snake_case identifier of the problem.
+    #[schema(example = "unknown_tag")]
+    pub code: String,
+    /// A sentence a person can act on.
+    pub message: String,
+    /// One entry per offending field; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub details: Vec<ErrorDetail>,
 }
 
-#[derive(Serialize)]
-pub struct ErrorDetail<'a> {
-    pub field: &'a str,
-    pub code: &'a str,
-    pub message: &'a str,
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Where the problem is: `name`, `tags[1]`, `custom_fields.VAT`.
+    pub field: String,
+    pub code: String,
+    pub message: String,
+    /// The existing object the problem is about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub uuid: Option<&'a str>,
+    #[schema(required = false)]
+    pub uuid: Option<String>,
 }
 
 impl IntoResponse for ApiError {
@@ -217,16 +228,16 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorObject {
                 status: self.status.as_u16(),
-                code: &self.code,
-                message: &self.message,
+                code: self.code.into_owned(),
+                message: self.message,
                 details: self
                     .details
-                    .iter()
+                    .into_iter()
                     .map(|d| ErrorDetail {
-                        field: &d.field,
-                        code: d.code,
-                        message: &d.message,
-                        uuid: d.uuid.as_deref(),
+                        field: d.field,
+                        code: d.code.to_owned(),
+                        message: d.message,
+                        uuid: d.uuid,
                     })
                     .collect(),
             },

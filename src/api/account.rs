@@ -9,7 +9,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
 /// Callbell's shape, snake_case as documented.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     pub status: &'static str,
     pub user_email: String,
@@ -18,6 +18,12 @@ pub struct Me {
     pub api_key: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "account",
+    responses((status = 200, description = "The key works: the account owner and the key's public prefix", body = Me))
+)]
 pub async fn me(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
     let settings = app.store.settings(caller.account).await?;
     let owner = settings

@@ -4,9 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::extract::{JsonObject, PathParam, QueryParams, nullable, parse_fields, path_id};
+use super::extract::{
+    FromQuery, JsonObject, PathParam, Query, QueryParams, nullable, parse_fields, path_id,
+};
 use super::views::{ContactInArray, ContactList, CursorMeta, SingleContact, Status, page_count};
 use crate::auth::Caller;
 use crate::cursor::Cursor;
@@ -14,13 +17,16 @@ use crate::domain::contact::{BotCommand, ContactChanges, ContactValidator, NewCo
 use crate::domain::identifier::digits_of;
 use crate::domain::settings::AccountSettings;
 use crate::domain::{FieldError, FieldErrors, PublicId, Source, Timestamp};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, NotFoundAs};
-use crate::store::{ContactFilter, PageStart, TagsMode};
+use crate::store::{ContactFilter, PageStart, StoreError, TagsMode};
 
 /// Contacts per page of `GET /contacts` (SPEC §4).
 pub const PAGE_SIZE: u32 = 20;
 /// The deepest `page` a listing serves; walk further with the cursor.
 pub const MAX_PAGE: u32 = 500;
+/// Most tags one listing may filter by.
+pub const MAX_FILTER_TAGS: usize = 100;
 
 /// Spellings from Callbell's French documentation, accepted beside the
 /// English ones; the unaccented forms forgive keyboards without accents.
@@ -89,19 +95,31 @@ impl<'de> Deserialize<'de> for IdentifierText {
     }
 }
 
-/// `POST /contacts`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+/// `POST /contacts`. French spellings from Callbell's translated docs are
+/// accepted too: `identifiant`, `nom`, `champs_personnalisés`,
+/// `utilisateur_assigné`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreateContactRequest {
+    /// The phone number on WhatsApp; unique per channel (by its digits).
+    #[schema(required = true)]
     pub identifier: Option<IdentifierText>,
+    #[schema(required = true)]
     pub source: Option<Source>,
+    #[schema(required = true, min_length = 1)]
     pub name: Option<String>,
     pub tags: Option<TagList>,
+    /// Custom field name to value: a string, number, array of options
+    /// (checkbox), or null for no value.
     pub custom_fields: Option<Map<String, Value>>,
+    /// E-mail of the user to assign the contact to.
     pub assigned_user: Option<String>,
+    /// Team; the default team when omitted.
     pub team_uuid: Option<String>,
+    /// Channel; the main channel of `source` when omitted.
     pub channel_uuid: Option<String>,
     pub bot_status: Option<BotCommand>,
+    /// At most 1000 characters.
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 
@@ -168,19 +186,26 @@ impl CreateContactRequest {
 
 /// `PATCH /contacts/:uuid`. Identifier, source and channel are fixed at
 /// creation; sending them changes nothing.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateContactRequest {
+    #[schema(min_length = 1)]
     pub name: Option<String>,
+    /// Replaces the whole tag list (`[]` clears it).
     pub tags: Option<TagList>,
+    /// Merged: keys given are set, `null` removes a key, others stay.
     pub custom_fields: Option<Map<String, Value>>,
     pub assigned_user: Option<String>,
+    /// `true` unassigns the contact (not together with `assigned_user`).
     pub unassign_user: Option<bool>,
     pub team_uuid: Option<String>,
     pub bot_status: Option<BotCommand>,
-    #[serde(deserialize_with = "nullable")]
+    /// `""` or `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     pub note: Option<Option<String>>,
-    #[serde(deserialize_with = "nullable")]
+    /// The contact's business-scoped user id; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 255)]
     pub bsuid: Option<Option<String>>,
 }
 
@@ -221,6 +246,16 @@ impl UpdateContactRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/contacts",
+    tag = "contacts",
+    request_body = CreateContactRequest,
+    responses(
+        (status = 200, description = "The created contact (in an array, as Callbell's example shows)", body = ContactInArray),
+        (status = 409, description = "A contact with this identifier exists on the channel (`contact_exists`, its uuid in `details`)", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -237,6 +272,17 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/contacts/{uuid}",
+    tag = "contacts",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    request_body = UpdateContactRequest,
+    responses(
+        (status = 200, description = "The updated contact", body = ContactInArray),
+        (status = 409, description = "The bsuid belongs to another contact (`bsuid_taken`)", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -259,33 +305,154 @@ pub async fn update(
     }))
 }
 
+/// `?include_field_types=true` adds `customFieldsMetadata`.
+#[derive(Debug, Clone, Copy, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FieldTypesQuery {
+    /// Add `customFieldsMetadata` (value, type, options of each field).
+    pub include_field_types: Option<bool>,
+}
+
+impl FromQuery for FieldTypesQuery {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(FieldTypesQuery {
+            include_field_types: query.flag("include_field_types")?,
+        })
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/contacts/{uuid}",
+    tag = "contacts",
+    params(("uuid" = PublicId, Path, description = "The contact"), FieldTypesQuery),
+    responses((status = 200, description = "The contact (in an array, as Callbell's example shows)", body = ContactInArray))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(uuid): PathParam,
-    query: QueryParams,
+    Query(query): Query<FieldTypesQuery>,
 ) -> ApiResult<Json<ContactInArray>> {
     let id: PublicId = path_id(&uuid, "contact")?;
-    let include_field_types = query.flag("include_field_types")?.unwrap_or(false);
     let record = app
         .store
         .contact(caller.account, id)
         .await
         .not_found_as("contact", &uuid)?;
     Ok(Json(ContactInArray {
-        contact: vec![app.links.contact(&record, include_field_types)],
+        contact: vec![
+            app.links
+                .contact(&record, query.include_field_types.unwrap_or(false)),
+        ],
     }))
 }
 
+/// The query of `GET /contacts`.
+#[derive(Debug, Clone, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactListQuery {
+    /// The page (20 contacts each, newest first); ignored with `after`.
+    #[param(minimum = 1, maximum = 500)]
+    pub page: Option<u32>,
+    /// Only contacts from this source.
+    pub source: Option<Source>,
+    /// Comma-separated tag names (case-insensitive); a contact matches when
+    /// it has all of them (any of them with `tags_mode=any`).
+    pub tags: Option<String>,
+    pub tags_mode: Option<TagsMode>,
+    /// Only contacts of this team.
+    pub team_uuid: Option<PublicId>,
+    /// Case-insensitive part of the name, or digits of the phone number.
+    pub q: Option<String>,
+    /// Add `customFieldsMetadata` to each contact.
+    pub include_field_types: Option<bool>,
+    /// `meta.next` of the previous page: continue the walk from there.
+    pub after: Option<String>,
+}
+
+impl FromQuery for ContactListQuery {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        let tags_mode = match query.get("tags_mode").map(str::trim) {
+            None | Some("") => None,
+            Some("all") => Some(TagsMode::All),
+            Some("any") => Some(TagsMode::Any),
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("query parameter 'tags_mode' must be all or any, not '{other}'"),
+                ));
+            }
+        };
+        let after = query.get("after").map(str::trim).filter(|a| !a.is_empty());
+        let page = match after {
+            // The page is ignored when continuing a cursor walk.
+            Some(_) => None,
+            None => Some(query.page()?),
+        };
+        let tags = query.get("tags").map(str::to_owned);
+        if tags
+            .as_deref()
+            .is_some_and(|t| t.split(',').count() > MAX_FILTER_TAGS)
+        {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("query parameter 'tags' may name at most {MAX_FILTER_TAGS} tags"),
+            ));
+        }
+        Ok(ContactListQuery {
+            page,
+            source: query.parse::<Source>("source", Source::EXPECTED)?,
+            tags,
+            tags_mode,
+            team_uuid: query.parse::<PublicId>("team_uuid", "a team uuid (32 hex characters)")?,
+            q: query
+                .get("q")
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned),
+            include_field_types: query.flag("include_field_types")?,
+            after: after.map(str::to_owned),
+        })
+    }
+}
+
+impl ContactListQuery {
+    fn filter(&self) -> ContactFilter {
+        ContactFilter {
+            source: self.source,
+            tags: self
+                .tags
+                .as_deref()
+                .map(|tags| {
+                    tags.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            tags_mode: self.tags_mode.unwrap_or_default(),
+            team: self.team_uuid,
+            q: self.q.clone(),
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/contacts",
+    tag = "contacts",
+    params(ContactListQuery),
+    responses((status = 200, description = "A page of contacts, newest first", body = ContactList))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    query: QueryParams,
+    Query(query): Query<ContactListQuery>,
 ) -> ApiResult<Json<ContactList>> {
-    let include_field_types = query.flag("include_field_types")?.unwrap_or(false);
-    let requested = filter_from_query(&query)?;
-    let after = query.get("after").map(str::trim).filter(|a| !a.is_empty());
-    let (start, page_number, filter) = match after {
+    let requested = query.filter();
+    let (start, page_number, filter) = match &query.after {
         Some(text) => {
             let cursor = app.cursors.decode(text, caller.account).ok_or_else(|| {
                 ApiError::bad_request("invalid_cursor", "Invalid pagination cursor")
@@ -303,7 +470,7 @@ pub async fn list(
             (start, cursor.page, cursor.filter)
         }
         None => {
-            let page = query.page()?;
+            let page = query.page.unwrap_or(1);
             if page > MAX_PAGE {
                 return Err(ApiError::bad_request(
                     "pagination_limit_exceeded",
@@ -326,6 +493,7 @@ pub async fn list(
             filter: filter.clone(),
         })
     });
+    let include_field_types = query.include_field_types.unwrap_or(false);
     Ok(Json(ContactList {
         contacts: page
             .contacts
@@ -340,57 +508,41 @@ pub async fn list(
     }))
 }
 
-fn filter_from_query(query: &QueryParams) -> ApiResult<ContactFilter> {
-    let tags_mode = match query.get("tags_mode").map(str::trim) {
-        None | Some("") | Some("all") => TagsMode::All,
-        Some("any") => TagsMode::Any,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("query parameter 'tags_mode' must be all or any, not '{other}'"),
-            ));
-        }
-    };
-    Ok(ContactFilter {
-        source: query.parse::<Source>("source", Source::EXPECTED)?,
-        tags: query
-            .get("tags")
-            .map(|tags| {
-                tags.split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        tags_mode,
-        team: query.parse::<PublicId>("team_uuid", "a team uuid (32 hex characters)")?,
-        q: query
-            .get("q")
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .map(str::to_owned),
-    })
+/// `?channel_uuid=` of the phone lookup.
+#[derive(Debug, Clone, Copy, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChannelQuery {
+    /// The channel to look in; the main WhatsApp channel when omitted.
+    pub channel_uuid: Option<PublicId>,
 }
 
+impl FromQuery for ChannelQuery {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(ChannelQuery {
+            channel_uuid: query
+                .parse::<PublicId>("channel_uuid", "a channel uuid (32 hex characters)")?,
+        })
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/contacts/phone/{number}",
+    tag = "contacts",
+    params(("number" = String, Path, description = "The phone number; only its digits are compared"), ChannelQuery),
+    responses((status = 200, description = "The contact with this number", body = SingleContact))
+)]
 pub async fn by_phone(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(number): PathParam,
-    query: QueryParams,
+    Query(query): Query<ChannelQuery>,
 ) -> ApiResult<Json<SingleContact>> {
     let settings = app.store.settings(caller.account).await?;
-    let channel = match query
-        .get("channel_uuid")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        Some(text) => {
-            let id: PublicId = path_id(text, "channel")?;
-            settings.channel(id).ok_or_else(|| {
-                ApiError::not_found(format!("channel '{text}' does not exist in this account"))
-            })?
-        }
+    let channel = match query.channel_uuid {
+        Some(id) => settings.channel(id).ok_or_else(|| {
+            ApiError::not_found(format!("channel '{id}' does not exist in this account"))
+        })?,
         None => settings.main_channel(Source::Whatsapp).ok_or_else(|| {
             ApiError::not_found("this account has no main WhatsApp channel; pass channel_uuid")
         })?,
@@ -409,7 +561,7 @@ pub async fn by_phone(
         .contact_by_phone(caller.account, channel.id, &digits)
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound => not_found(),
+            StoreError::NotFound => not_found(),
             other => ApiError::from(other),
         })?;
     Ok(Json(SingleContact {
@@ -417,6 +569,13 @@ pub async fn by_phone(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/contacts/bsuid/{bsuid}",
+    tag = "contacts",
+    params(("bsuid" = String, Path, description = "The contact's bsuid, set through PATCH")),
+    responses((status = 200, description = "The contact with this bsuid", body = SingleContact))
+)]
 pub async fn by_bsuid(
     State(app): State<AppState>,
     caller: Caller,
@@ -432,6 +591,13 @@ pub async fn by_bsuid(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/contacts/{uuid}",
+    tag = "contacts",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    responses((status = 200, description = "`{\"status\": \"contact was destroyed\"}`: the contact, its conversation and messages are gone", body = Status))
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

@@ -3,10 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::extract::{
-    JsonObject, OptionalJsonObject, PathParam, QueryParams, nullable, parse_fields, path_id,
+    JsonObject, OptionalJsonObject, PageQuery, PathParam, Query, nullable, parse_fields, path_id,
 };
 use super::views::{
     BotEnvelope, ContactBotView, ContactInArray, MessageList, MessageView, PageMeta, SingleContact,
@@ -26,6 +27,13 @@ fn contact_id(uuid: &str) -> ApiResult<PublicId> {
     path_id(uuid, "contact")
 }
 
+#[utoipa::path(
+    post,
+    path = "/contacts/{uuid}/conversation/open",
+    tag = "conversations",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    responses((status = 200, description = "The contact, its conversation open (`closedAt` null)", body = ContactInArray))
+)]
 pub async fn open(
     State(app): State<AppState>,
     caller: Caller,
@@ -43,6 +51,13 @@ pub async fn open(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/contacts/{uuid}/conversation/close",
+    tag = "conversations",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    responses((status = 200, description = "The contact, its conversation closed (`closedAt` keeps the first closing time)", body = SingleContact))
+)]
 pub async fn close(
     State(app): State<AppState>,
     caller: Caller,
@@ -61,12 +76,21 @@ pub async fn close(
 }
 
 /// `POST /contacts/:uuid/conversation/note`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NoteRequest {
+    /// The note, at most 4096 characters.
+    #[schema(required = true, min_length = 1, max_length = 4096)]
     pub text: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/contacts/{uuid}/conversation/note",
+    tag = "conversations",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    request_body = NoteRequest,
+    responses((status = 200, description = "`{\"success\": true}`", body = Success))
+)]
 pub async fn note(
     State(app): State<AppState>,
     caller: Caller,
@@ -112,18 +136,55 @@ pub async fn note(
 
 /// `update_funnel`: `funnel_id` is required; `null` takes the contact out
 /// of its funnel.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateFunnelRequest {
-    #[serde(deserialize_with = "nullable")]
+    /// A funnel uuid, or `null` to take the contact out of its funnel.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(required = true, value_type = Option<FunnelId>)]
     pub funnel_id: Option<Option<String>>,
 }
 
-pub async fn update_funnel(
+/// The route the update_funnel page documents.
+#[utoipa::path(
+    put,
+    path = "/contacts/{uuid}/conversation/update_funnel",
+    tag = "conversations",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    request_body = UpdateFunnelRequest,
+    responses((status = 200, description = "The contact with its new `funnelId`", body = ContactInArray))
+)]
+pub async fn update_funnel_put(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(uuid): PathParam,
     JsonObject(body): JsonObject,
+) -> ApiResult<Json<ContactInArray>> {
+    update_funnel(app, caller, uuid, body).await
+}
+
+/// The route every update_funnel example calls.
+#[utoipa::path(
+    post,
+    path = "/contacts/{uuid}/messages/update_funnel",
+    tag = "conversations",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    request_body = UpdateFunnelRequest,
+    responses((status = 200, description = "The contact with its new `funnelId`", body = ContactInArray))
+)]
+pub async fn update_funnel_post(
+    State(app): State<AppState>,
+    caller: Caller,
+    PathParam(uuid): PathParam,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<ContactInArray>> {
+    update_funnel(app, caller, uuid, body).await
+}
+
+async fn update_funnel(
+    app: AppState,
+    caller: Caller,
+    uuid: String,
+    body: serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<Json<ContactInArray>> {
     let id = contact_id(&uuid)?;
     let (request, errors) = parse_fields::<UpdateFunnelRequest>(body, &[]);
@@ -166,14 +227,21 @@ pub async fn update_funnel(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/contacts/{uuid}/messages",
+    tag = "conversations",
+    params(("uuid" = PublicId, Path, description = "The contact"), PageQuery),
+    responses((status = 200, description = "A page of the conversation's notes and recorded events, newest first", body = MessageList))
+)]
 pub async fn messages(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(uuid): PathParam,
-    query: QueryParams,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<MessageList>> {
     let id = contact_id(&uuid)?;
-    let page = query.page()?;
+    let page = query.number();
     let listing = app
         .store
         .list_messages(caller.account, id, page, MESSAGES_PAGE_SIZE)
@@ -200,6 +268,13 @@ fn no_bot() -> ApiError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/contacts/{uuid}/bot",
+    tag = "conversations",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    responses((status = 200, description = "The contact's bot (404 `no_bot` without an enabled bot)", body = BotEnvelope))
+)]
 pub async fn bot(
     State(app): State<AppState>,
     caller: Caller,
@@ -233,12 +308,20 @@ pub async fn bot(
 }
 
 /// `POST /contacts/:uuid/bot`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SetBotRequest {
+    #[schema(required = true)]
     pub status: Option<BotCommand>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/contacts/{uuid}/bot",
+    tag = "conversations",
+    params(("uuid" = PublicId, Path, description = "The contact")),
+    request_body = SetBotRequest,
+    responses((status = 200, description = "The contact's bot, `started` or `ended` (404 `no_bot` without an enabled bot)", body = BotEnvelope))
+)]
 pub async fn set_bot(
     State(app): State<AppState>,
     caller: Caller,

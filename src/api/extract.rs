@@ -76,7 +76,24 @@ async fn read_object<S: Send + Sync>(
     }
     let text = tolerate_trailing_commas(&bytes);
     match serde_json::from_slice::<Value>(&text) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => {
+            let mut nul_fields = Vec::new();
+            find_nul_characters(&map, "", &mut nul_fields);
+            if !nul_fields.is_empty() {
+                return Err(ApiError::validation(
+                    nul_fields
+                        .into_iter()
+                        .map(|field| {
+                            let message = format!(
+                                "'{field}' contains a NUL character, which no text may hold"
+                            );
+                            FieldError::new(field, "invalid_character", message)
+                        })
+                        .collect(),
+                ));
+            }
+            Ok(map)
+        }
         Ok(_) => Err(ApiError::bad_request(
             "body_not_object",
             "the request body must be a JSON object",
@@ -85,6 +102,35 @@ async fn read_object<S: Send + Sync>(
             "invalid_json",
             format!("the request body is not valid JSON: {e}"),
         )),
+    }
+}
+
+/// Collects the paths of strings (and keys) holding U+0000: no database
+/// column may store one, so such input is refused before it gets there.
+fn find_nul_characters(map: &Map<String, Value>, prefix: &str, found: &mut Vec<String>) {
+    fn visit(value: &Value, path: String, found: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s.contains('\0') => found.push(path),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    visit(item, format!("{path}[{i}]"), found);
+                }
+            }
+            Value::Object(map) => find_nul_characters(map, &path, found),
+            _ => {}
+        }
+    }
+    for (key, value) in map {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if key.contains('\0') {
+            found.push(path);
+            continue;
+        }
+        visit(value, path, found);
     }
 }
 
@@ -211,11 +257,59 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        Ok(QueryParams(
+        let params = QueryParams(
             form_urlencoded::parse(query.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
-        ))
+        );
+        if let Some(name) = params.nul_parameter() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "query parameter '{}' contains a NUL character",
+                    name.replace('\0', "")
+                ),
+            ));
+        }
+        Ok(params)
+    }
+}
+
+/// A query-string type that parses itself, with SPEC §1's 400 for bad values.
+pub trait FromQuery: Sized {
+    fn from_query(query: &QueryParams) -> ApiResult<Self>;
+}
+
+/// Extracts a [`FromQuery`] type from the query string.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        let query = QueryParams::from_request_parts(parts, state).await?;
+        T::from_query(&query).map(Query)
+    }
+}
+
+/// `?page=N` alone.
+#[derive(Debug, Clone, Copy, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The page, from 1.
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+}
+
+impl PageQuery {
+    pub fn number(self) -> u32 {
+        self.page.unwrap_or(1)
+    }
+}
+
+impl FromQuery for PageQuery {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        query.page().map(|page| PageQuery { page: Some(page) })
     }
 }
 
@@ -226,6 +320,13 @@ impl QueryParams {
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    fn nul_parameter(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            .map(|(k, _)| k.as_str())
     }
 
     /// A parameter that, when present and not empty, must parse as `T`.
@@ -279,8 +380,11 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
-            .map(|axum::extract::Path(value)| PathParam(value))
-            .map_err(|_| ApiError::not_found("no such object in this account"))
+            .ok()
+            .map(|axum::extract::Path(value): axum::extract::Path<String>| value)
+            .filter(|value| !value.contains('\0'))
+            .map(PathParam)
+            .ok_or_else(|| ApiError::not_found("no such object in this account"))
     }
 }
 
@@ -356,6 +460,16 @@ mod tests {
         let (_, errors) =
             parse_fields::<Sample>(object(json!({"nom": "Ann", "name": "Bob"})), &aliases);
         assert_eq!(errors.into_vec()[0].code, "conflicting_fields");
+    }
+
+    #[test]
+    fn nul_characters_are_found_anywhere() {
+        let body = object(
+            json!({"name": "a\u{0}b", "tags": ["ok", "x\u{0}"], "custom_fields": {"k": "\u{0}"}, "n": 1}),
+        );
+        let mut found = Vec::new();
+        find_nul_characters(&body, "", &mut found);
+        assert_eq!(found, ["name", "tags[1]", "custom_fields.k"]);
     }
 
     #[test]

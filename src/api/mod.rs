@@ -5,6 +5,7 @@ pub mod account;
 pub mod contacts;
 pub mod conversations;
 pub mod extract;
+pub mod openapi;
 pub mod settings;
 pub mod views;
 
@@ -17,6 +18,7 @@ use axum::http::{HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::{authenticate, bearer_token};
 use crate::cursor::CursorSigner;
@@ -62,8 +64,8 @@ route_table! {
     post   "/contacts/{uuid}/conversation/open"         => conversations::open;
     post   "/contacts/{uuid}/conversation/close"        => conversations::close;
     post   "/contacts/{uuid}/conversation/note"         => conversations::note;
-    put    "/contacts/{uuid}/conversation/update_funnel" => conversations::update_funnel;
-    post   "/contacts/{uuid}/messages/update_funnel"    => conversations::update_funnel;
+    put    "/contacts/{uuid}/conversation/update_funnel" => conversations::update_funnel_put;
+    post   "/contacts/{uuid}/messages/update_funnel"    => conversations::update_funnel_post;
     get    "/contacts/{uuid}/messages"                  => conversations::messages;
     get    "/contacts/{uuid}/bot"                       => conversations::bot;
     post   "/contacts/{uuid}/bot"                       => conversations::set_bot;
@@ -116,11 +118,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let api = routes()
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state);
+        .with_state(state)
+        // The document describes the API to anyone; it needs no key.
+        .route("/openapi.json", axum::routing::get(openapi::openapi_json));
     Router::new()
         .nest("/v1", api)
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // A bug that panics still answers with the error body, not a
+        // dropped connection.
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked");
+                ApiError::internal().into_response()
+            },
+        ))
         .layer(Extension(BodyLimit(max_body_bytes)))
         .layer(middleware::from_fn(log_request))
 }

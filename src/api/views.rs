@@ -3,6 +3,7 @@
 
 use indexmap::IndexMap;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::contact::{ContactBot, ContactRecord};
 use crate::domain::custom_field::decode_checked;
@@ -11,33 +12,41 @@ use crate::domain::{CustomFieldType, FunnelId, PublicId, Source, Timestamp};
 use crate::store::MessageRecord;
 
 /// A contact as the API shows it (SPEC §3).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactView {
     pub uuid: PublicId,
     pub name: String,
     pub phone_number: String,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
+    #[schema(required = true)]
     pub blocked_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub source: Source,
+    #[schema(required = true)]
     pub funnel_id: Option<FunnelId>,
+    #[schema(required = true)]
     pub closed_at: Option<Timestamp>,
     pub href: String,
     pub conversation_href: String,
     pub tags: Vec<String>,
+    #[schema(required = true)]
     pub assigned_user: Option<String>,
     pub custom_fields: IndexMap<String, String>,
+    #[schema(required = true)]
     pub team: Option<TeamView>,
     pub channel: ContactChannelView,
+    #[schema(required = true)]
     pub bsuid: Option<String>,
+    #[schema(required = true)]
     pub note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_fields_metadata: Option<IndexMap<String, FieldMetadataView>>,
 }
 
 /// A custom field value with its type, for `include_field_types=true`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FieldMetadataView {
     pub value: FieldMetadataValue,
     #[serde(rename = "type")]
@@ -47,20 +56,14 @@ pub struct FieldMetadataView {
 }
 
 /// Checkbox values are real arrays here, every other type a string.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum FieldMetadataValue {
     Text(String),
     Checked(Vec<String>),
 }
 
-impl Serialize for CustomFieldType {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ContactChannelView {
     pub uuid: PublicId,
     pub title: String,
@@ -142,32 +145,33 @@ impl Links {
 
 /// `{"contact": [C]}`: the envelope Callbell's examples use for create,
 /// update, get, open and update_funnel.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ContactInArray {
     pub contact: Vec<ContactView>,
 }
 
 /// `{"contact": C}`: lookups by phone or bsuid, and close.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SingleContact {
     pub contact: ContactView,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ContactList {
     pub contacts: Vec<ContactView>,
     pub meta: CursorMeta,
 }
 
 /// Pagination of listings that can also be walked with a cursor.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CursorMeta {
     pub page: u32,
     pub pages: u32,
+    #[schema(required = true)]
     pub next: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageMeta {
     pub page: u32,
     pub pages: u32,
@@ -180,17 +184,18 @@ pub fn page_count(total: i64, page_size: u32) -> u32 {
     u32::try_from(pages).unwrap_or(u32::MAX)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
+    #[schema(value_type = String, example = "contact was destroyed")]
     pub status: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Success {
     pub success: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamView {
     pub uuid: PublicId,
@@ -213,7 +218,7 @@ impl From<&Team> for TeamView {
 }
 
 /// A channel. `discardedAt` is a boolean, as in every Callbell example.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelView {
     pub uuid: PublicId,
@@ -238,7 +243,7 @@ impl From<&Channel> for ChannelView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagView {
     pub name: String,
@@ -254,7 +259,7 @@ impl From<&Tag> for TagView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomFieldView {
     pub name: String,
@@ -276,7 +281,7 @@ impl From<&CustomField> for CustomFieldView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub uuid: PublicId,
@@ -298,7 +303,7 @@ impl From<&User> for UserView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BotView {
     pub uuid: PublicId,
@@ -320,11 +325,12 @@ impl From<&Bot> for BotView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FunnelView {
     pub uuid: FunnelId,
     pub name: String,
+    #[schema(required = true)]
     pub emoji: Option<String>,
     pub position: i64,
     pub created_at: Timestamp,
@@ -343,12 +349,13 @@ impl From<&Funnel> for FunnelView {
 }
 
 /// A contact's bot (Callbell's Bot object).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactBotView {
     pub uuid: PublicId,
     pub name: String,
-    pub status: &'static str,
+    pub status: BotState,
+    #[schema(required = true)]
     pub conversation_started_at: Option<Timestamp>,
     pub version: i64,
     pub latest_bot_version: bool,
@@ -359,7 +366,11 @@ impl ContactBotView {
         ContactBotView {
             uuid: bot.bot.uuid,
             name: bot.bot.name.clone(),
-            status: bot.public_status(conversation_open),
+            status: match bot.public_status(conversation_open) {
+                "in_progress" => BotState::InProgress,
+                "ended" => BotState::Ended,
+                _ => BotState::Started,
+            },
             conversation_started_at: bot.conversation_started_at,
             version: bot.version,
             latest_bot_version: bot.version >= bot.bot.version,
@@ -367,7 +378,16 @@ impl ContactBotView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A contact's bot state as Callbell reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BotState {
+    Started,
+    InProgress,
+    Ended,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BotEnvelope {
     pub bot: ContactBotView,
 }
@@ -375,13 +395,13 @@ pub struct BotEnvelope {
 /// A message of a contact's conversation. Notes and recorded events both
 /// have status `note`; like Callbell's, they are written "from" and "to"
 /// the contact's own number.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     pub uuid: PublicId,
     pub created_at: Timestamp,
     pub text: String,
-    pub status: &'static str,
+    pub status: MessageStatus,
     pub channel: Source,
     pub from: String,
     pub to: String,
@@ -393,7 +413,7 @@ impl MessageView {
             uuid: message.uuid,
             created_at: message.created_at,
             text: message.text.clone(),
-            status: "note",
+            status: MessageStatus::Note,
             channel: contact.source,
             from: contact.identifier.clone(),
             to: contact.identifier.clone(),
@@ -401,7 +421,14 @@ impl MessageView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Notes and recorded events are all `note`s, as in Callbell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Note,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageList {
     pub messages: Vec<MessageView>,
     pub meta: PageMeta,

@@ -13,6 +13,8 @@ use super::{
     Timestamp, fold_case, non_blank,
 };
 
+/// Longest identifier (phone number, or a channel's user id) accepted.
+pub const MAX_IDENTIFIER_CHARS: usize = 255;
 /// Longest contact note, in Unicode scalar values (SPEC §4).
 pub const MAX_NOTE_CHARS: usize = 1000;
 /// Longest conversation note message, in Unicode scalar values (SPEC §4).
@@ -221,6 +223,14 @@ impl<'s> ContactValidator<'s> {
     }
 
     pub fn identifier(&mut self, text: &str, source: Source) -> Option<Identifier> {
+        if text.trim().chars().count() > MAX_IDENTIFIER_CHARS {
+            self.errors.push(FieldError::new(
+                "identifier",
+                "too_long",
+                format!("'identifier' may be at most {MAX_IDENTIFIER_CHARS} characters long"),
+            ));
+            return None;
+        }
         match Identifier::parse(text, source) {
             Ok(identifier) => Some(identifier),
             Err(IdentifierError::Blank) => {

@@ -308,12 +308,19 @@ pub struct Reply {
     pub body: Value,
 }
 
+/// Sends a request and reads the whole response, which must agree with
+/// the OpenAPI document (see `conformance`).
 pub async fn send(request: RequestBuilder) -> Reply {
-    let response = request.send().await.expect("request sent");
+    let (client, request) = request.build_split();
+    let request = request.expect("request builds");
+    let method = request.method().to_string();
+    let path = request.url().path().to_owned();
+    let response = client.execute(request).await.expect("request sent");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.expect("body read");
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    crate::conformance::check(&method, &path, status, &body, &text);
     Reply {
         status,
         headers,

@@ -2,6 +2,8 @@
 //! fresh database and talks HTTP to it, once on SQLite and once on
 //! PostgreSQL (see `helpers::on_both_backends`).
 
+mod conformance;
 mod helpers;
 
 mod conventions;
+mod openapi;

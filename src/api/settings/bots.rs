@@ -10,34 +10,36 @@ use crate::api::extract::{JsonObject, PathParam, parse_fields, path_id};
 use crate::api::views::{BotView, Status};
 use crate::auth::Caller;
 use crate::domain::{FieldError, FieldErrors, PublicId};
-use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{BotChanges, NewBot};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct BotRequest {
     pub name: Option<String>,
     pub enabled: Option<bool>,
     pub version: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BotList {
     pub bots: Vec<BotView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BotEnvelope {
     pub bot: BotView,
 }
 
+/// Bot versions count up from 1; a bound keeps them plain integers everywhere.
+const MAX_VERSION: i64 = 1_000_000;
+
 fn version_field(errors: &mut FieldErrors, version: Option<i64>) -> Option<i64> {
     match version {
-        Some(v) if v < 1 => {
+        Some(v) if !(1..=MAX_VERSION).contains(&v) => {
             errors.push(FieldError::new(
                 "version",
                 "invalid_version",
-                "'version' must be 1 or more",
+                format!("'version' must be between 1 and {MAX_VERSION}"),
             ));
             None
         }
@@ -45,6 +47,12 @@ fn version_field(errors: &mut FieldErrors, version: Option<i64>) -> Option<i64> 
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/bots",
+    tag = "bots",
+    responses((status = 200, description = "Every bot of the account", body = BotList))
+)]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<BotList>> {
     let settings = app.store.settings(caller.account).await?;
     Ok(Json(BotList {
@@ -52,6 +60,16 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/bots",
+    tag = "bots",
+    request_body = BotRequest,
+    responses(
+        (status = 200, description = "The created bot", body = BotEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -76,6 +94,13 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/bots/{uuid}",
+    tag = "bots",
+    params(("uuid" = PublicId, Path, description = "The bot")),
+    responses((status = 200, description = "The bot", body = BotEnvelope))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -91,6 +116,17 @@ pub async fn get(
     }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/bots/{uuid}",
+    tag = "bots",
+    params(("uuid" = PublicId, Path, description = "The bot")),
+    request_body = BotRequest,
+    responses(
+        (status = 200, description = "The updated bot", body = BotEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -115,6 +151,15 @@ pub async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/bots/{uuid}",
+    tag = "bots",
+    params(("uuid" = PublicId, Path, description = "The bot")),
+    responses(
+        (status = 200, description = "`{\"status\": \"bot was destroyed\"}`", body = Status),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

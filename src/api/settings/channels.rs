@@ -7,18 +7,19 @@ use serde::{Deserialize, Serialize};
 
 use super::{destroyed, text_field};
 use crate::api::AppState;
-use crate::api::extract::{JsonObject, PathParam, QueryParams, parse_fields, path_id};
+use crate::api::extract::{
+    FromQuery, JsonObject, PathParam, Query, QueryParams, parse_fields, path_id,
+};
 use crate::api::views::{ChannelView, PageMeta, Status, page_count};
 use crate::auth::Caller;
 use crate::domain::{FieldError, PublicId, Source, Timestamp};
-use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{ChannelChanges, NewChannel};
 
 /// Channels per page of `GET /channels`.
 pub const PAGE_SIZE: u32 = 100;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ChannelRequest {
     pub title: Option<String>,
     #[serde(rename = "type")]
@@ -27,38 +28,65 @@ pub struct ChannelRequest {
     pub discarded: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelList {
     pub channels: Vec<ChannelView>,
     pub meta: PageMeta,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelEnvelope {
     pub channel: ChannelView,
 }
 
-/// `active`: `true`/`false`, or `1`/`0` as some of Callbell's examples send.
-fn active_filter(query: &QueryParams) -> ApiResult<Option<bool>> {
-    match query.get("active").map(str::trim) {
-        None | Some("") => Ok(None),
-        Some("true" | "1") => Ok(Some(true)),
-        Some("false" | "0") => Ok(Some(false)),
-        Some(other) => Err(ApiError::bad_request(
-            "invalid_query",
-            format!("query parameter 'active' must be true or false, not '{other}'"),
-        )),
+/// The query of `GET /channels`.
+#[derive(Debug, Clone, Copy, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChannelListQuery {
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Only channels of this type.
+    pub r#type: Option<Source>,
+    /// Only active (`true`) or only discarded (`false`) channels; `1`/`0`
+    /// are accepted too, as some of Callbell's examples send them.
+    pub active: Option<bool>,
+}
+
+impl FromQuery for ChannelListQuery {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        let active = match query.get("active").map(str::trim) {
+            None | Some("") => None,
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("query parameter 'active' must be true or false, not '{other}'"),
+                ));
+            }
+        };
+        Ok(ChannelListQuery {
+            page: Some(query.page()?),
+            r#type: query.parse::<Source>("type", Source::EXPECTED)?,
+            active,
+        })
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels",
+    tag = "channels",
+    params(ChannelListQuery),
+    responses((status = 200, description = "Every channel of the account", body = ChannelList))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    query: QueryParams,
+    Query(query): Query<ChannelListQuery>,
 ) -> ApiResult<Json<ChannelList>> {
-    let page = query.page()?;
-    let kind = query.parse::<Source>("type", Source::EXPECTED)?;
-    let active = active_filter(&query)?;
+    let page = query.page.unwrap_or(1);
+    let (kind, active) = (query.r#type, query.active);
     let settings = app.store.settings(caller.account).await?;
     let matching: Vec<_> = settings
         .channels
@@ -81,6 +109,16 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/channels",
+    tag = "channels",
+    request_body = ChannelRequest,
+    responses(
+        (status = 200, description = "The created channel", body = ChannelEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -107,6 +145,13 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/channels/{uuid}",
+    tag = "channels",
+    params(("uuid" = PublicId, Path, description = "The channel")),
+    responses((status = 200, description = "The channel", body = ChannelEnvelope))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -125,6 +170,17 @@ pub async fn get(
 /// Callbell documents `title`; bellbook also takes `main: true` (make it
 /// the main channel of its type) and `discarded` (retire it, or bring it
 /// back).
+#[utoipa::path(
+    patch,
+    path = "/channels/{uuid}",
+    tag = "channels",
+    params(("uuid" = PublicId, Path, description = "The channel")),
+    request_body = ChannelRequest,
+    responses(
+        (status = 200, description = "The updated channel", body = ChannelEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -166,6 +222,16 @@ pub async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/channels/{uuid}",
+    tag = "channels",
+    params(("uuid" = PublicId, Path, description = "The channel")),
+    responses(
+        (status = 200, description = "`{\"status\": \"channel was destroyed\"}`", body = Status),
+        (status = 409, description = "Contacts use the channel (`channel_in_use`); discard it instead", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

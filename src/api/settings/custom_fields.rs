@@ -11,11 +11,10 @@ use crate::api::views::{CustomFieldView, Status};
 use crate::auth::Caller;
 use crate::domain::settings::{AccountSettings, CustomField};
 use crate::domain::{CustomFieldType, FieldError, FieldErrors, fold_case};
-use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{CustomFieldChanges, NewCustomField};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CustomFieldRequest {
     pub name: Option<String>,
     #[serde(rename = "type")]
@@ -23,12 +22,12 @@ pub struct CustomFieldRequest {
     pub options: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomFieldList {
     pub custom_fields: Vec<CustomFieldView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomFieldEnvelope {
     pub custom_field: CustomFieldView,
 }
@@ -84,6 +83,12 @@ fn options_not_allowed(kind: CustomFieldType) -> FieldError {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/custom_fields",
+    tag = "custom_fields",
+    responses((status = 200, description = "Every custom field of the account", body = CustomFieldList))
+)]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<CustomFieldList>> {
     let settings = app.store.settings(caller.account).await?;
     Ok(Json(CustomFieldList {
@@ -95,6 +100,16 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/custom_fields",
+    tag = "custom_fields",
+    request_body = CustomFieldRequest,
+    responses(
+        (status = 200, description = "The created custom field", body = CustomFieldEnvelope),
+        (status = 409, description = "A custom field with this name exists (`custom_field_exists`)", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -135,6 +150,13 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/custom_fields/{name}",
+    tag = "custom_fields",
+    params(("name" = String, Path, description = "The custom field name (case-insensitive, URL-encoded)")),
+    responses((status = 200, description = "The custom field", body = CustomFieldEnvelope))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -148,6 +170,17 @@ pub async fn get(
 
 /// Renames a field or changes its options; its type is fixed, since the
 /// values contacts hold were checked against it.
+#[utoipa::path(
+    patch,
+    path = "/custom_fields/{name}",
+    tag = "custom_fields",
+    params(("name" = String, Path, description = "The custom field name (case-insensitive, URL-encoded)")),
+    request_body = CustomFieldRequest,
+    responses(
+        (status = 200, description = "The updated custom field", body = CustomFieldEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -188,6 +221,15 @@ pub async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/custom_fields/{name}",
+    tag = "custom_fields",
+    params(("name" = String, Path, description = "The custom field name (case-insensitive, URL-encoded)")),
+    responses(
+        (status = 200, description = "`{\"status\": \"custom field was destroyed\"}`", body = Status),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

@@ -10,24 +10,23 @@ use crate::api::extract::{JsonObject, PathParam, nullable, parse_fields, path_id
 use crate::api::views::{FunnelView, Status};
 use crate::auth::Caller;
 use crate::domain::{FieldError, FieldErrors, FunnelId};
-use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{FunnelChanges, NewFunnel};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct FunnelRequest {
     pub name: Option<String>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable")]
     pub emoji: Option<Option<String>>,
     pub position: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FunnelList {
     pub funnels: Vec<FunnelView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FunnelEnvelope {
     pub funnel: FunnelView,
 }
@@ -47,6 +46,29 @@ fn emoji_field(errors: &mut FieldErrors, emoji: Option<Option<String>>) -> Optio
     }
 }
 
+/// Positions order funnels; they stay within a range any client can show.
+const MAX_POSITION: i64 = 1_000_000;
+
+fn position_field(errors: &mut FieldErrors, position: Option<i64>) -> Option<i64> {
+    match position {
+        Some(p) if !(0..=MAX_POSITION).contains(&p) => {
+            errors.push(FieldError::new(
+                "position",
+                "invalid_position",
+                format!("'position' must be between 0 and {MAX_POSITION}"),
+            ));
+            None
+        }
+        other => other,
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/funnels",
+    tag = "funnels",
+    responses((status = 200, description = "Every funnel of the account", body = FunnelList))
+)]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<FunnelList>> {
     let settings = app.store.settings(caller.account).await?;
     Ok(Json(FunnelList {
@@ -54,6 +76,16 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/funnels",
+    tag = "funnels",
+    request_body = FunnelRequest,
+    responses(
+        (status = 200, description = "The created funnel", body = FunnelEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -62,6 +94,7 @@ pub async fn create(
     let (request, mut errors) = parse_fields::<FunnelRequest>(body, &[]);
     let name = text_field(&mut errors, "name", request.name, true);
     let emoji = emoji_field(&mut errors, request.emoji);
+    let position = position_field(&mut errors, request.position);
     let Some(name) = name else {
         return Err(ApiError::validation(errors.into_vec()));
     };
@@ -70,7 +103,7 @@ pub async fn create(
         uuid: FunnelId::random(),
         name,
         emoji: emoji.flatten(),
-        position: request.position,
+        position,
     };
     let created = app.store.create_funnel(caller.account, &funnel).await?;
     Ok(Json(FunnelEnvelope {
@@ -78,6 +111,13 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/funnels/{uuid}",
+    tag = "funnels",
+    params(("uuid" = FunnelId, Path, description = "The funnel")),
+    responses((status = 200, description = "The funnel", body = FunnelEnvelope))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -93,6 +133,17 @@ pub async fn get(
     }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/funnels/{uuid}",
+    tag = "funnels",
+    params(("uuid" = FunnelId, Path, description = "The funnel")),
+    request_body = FunnelRequest,
+    responses(
+        (status = 200, description = "The updated funnel", body = FunnelEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -104,7 +155,7 @@ pub async fn update(
     let changes = FunnelChanges {
         name: text_field(&mut errors, "name", request.name, false),
         emoji: emoji_field(&mut errors, request.emoji),
-        position: request.position,
+        position: position_field(&mut errors, request.position),
     };
     errors.finish(()).map_err(ApiError::validation)?;
     let funnel = app
@@ -117,6 +168,15 @@ pub async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/funnels/{uuid}",
+    tag = "funnels",
+    params(("uuid" = FunnelId, Path, description = "The funnel")),
+    responses(
+        (status = 200, description = "`{\"status\": \"funnel was destroyed\"}`", body = Status),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

@@ -11,20 +11,19 @@ use crate::api::views::{Status, TagView};
 use crate::auth::Caller;
 use crate::domain::settings::{AccountSettings, Tag};
 use crate::domain::{FieldError, FieldErrors};
-use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TagRequest {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TagList {
     pub tags: Vec<TagView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TagEnvelope {
     pub tag: TagView,
 }
@@ -52,6 +51,12 @@ fn valid_name(request: TagRequest, mut errors: FieldErrors) -> ApiResult<String>
         .ok_or_else(|| ApiError::invalid_field("name", "required", "'name' is required"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tags",
+    tag = "tags",
+    responses((status = 200, description = "Every tag of the account", body = TagList))
+)]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<TagList>> {
     let settings = app.store.settings(caller.account).await?;
     Ok(Json(TagList {
@@ -59,6 +64,16 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/tags",
+    tag = "tags",
+    request_body = TagRequest,
+    responses(
+        (status = 200, description = "The created tag", body = TagEnvelope),
+        (status = 409, description = "A tag with this name exists (`tag_exists`)", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -72,6 +87,13 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tags/{name}",
+    tag = "tags",
+    params(("name" = String, Path, description = "The tag name (case-insensitive, URL-encoded)")),
+    responses((status = 200, description = "The tag", body = TagEnvelope))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -83,6 +105,17 @@ pub async fn get(
     }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/tags/{name}",
+    tag = "tags",
+    params(("name" = String, Path, description = "The tag name (case-insensitive, URL-encoded)")),
+    request_body = TagRequest,
+    responses(
+        (status = 200, description = "The updated tag", body = TagEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -103,6 +136,15 @@ pub async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/tags/{name}",
+    tag = "tags",
+    params(("name" = String, Path, description = "The tag name (case-insensitive, URL-encoded)")),
+    responses(
+        (status = 200, description = "`{\"status\": \"tag was destroyed\"}`", body = Status),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

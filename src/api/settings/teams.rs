@@ -7,19 +7,18 @@ use serde::{Deserialize, Serialize};
 
 use super::{destroyed, text_field};
 use crate::api::AppState;
-use crate::api::extract::{JsonObject, PathParam, QueryParams, parse_fields, path_id};
+use crate::api::extract::{JsonObject, PageQuery, PathParam, Query, parse_fields, path_id};
 use crate::api::views::{PageMeta, Status, TeamView, page_count};
 use crate::auth::Caller;
 use crate::domain::settings::AccountSettings;
 use crate::domain::{FieldError, FieldErrors, PublicId};
-use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{NewTeam, TeamChanges};
 
 /// Teams per page of `GET /teams`.
 pub const PAGE_SIZE: u32 = 100;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TeamRequest {
     pub name: Option<String>,
     pub default: Option<bool>,
@@ -27,13 +26,13 @@ pub struct TeamRequest {
     pub members: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TeamList {
     pub teams: Vec<TeamView>,
     pub meta: PageMeta,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TeamEnvelope {
     pub team: TeamView,
 }
@@ -62,12 +61,19 @@ fn member_ids(
     ids
 }
 
+#[utoipa::path(
+    get,
+    path = "/teams",
+    tag = "teams",
+    params(PageQuery),
+    responses((status = 200, description = "Every team of the account", body = TeamList))
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    query: QueryParams,
+    Query(query): Query<PageQuery>,
 ) -> ApiResult<Json<TeamList>> {
-    let page = query.page()?;
+    let page = query.number();
     let settings = app.store.settings(caller.account).await?;
     let skip = (page as usize - 1).saturating_mul(PAGE_SIZE as usize);
     Ok(Json(TeamList {
@@ -85,6 +91,16 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/teams",
+    tag = "teams",
+    request_body = TeamRequest,
+    responses(
+        (status = 200, description = "The created team", body = TeamEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -110,6 +126,13 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/teams/{uuid}",
+    tag = "teams",
+    params(("uuid" = PublicId, Path, description = "The team")),
+    responses((status = 200, description = "The team", body = TeamEnvelope))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -125,6 +148,17 @@ pub async fn get(
     }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/teams/{uuid}",
+    tag = "teams",
+    params(("uuid" = PublicId, Path, description = "The team")),
+    request_body = TeamRequest,
+    responses(
+        (status = 200, description = "The updated team", body = TeamEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -161,6 +195,16 @@ pub async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/teams/{uuid}",
+    tag = "teams",
+    params(("uuid" = PublicId, Path, description = "The team")),
+    responses(
+        (status = 200, description = "`{\"status\": \"team was destroyed\"}`", body = Status),
+        (status = 409, description = "The default team, or a team contacts belong to (`default_team`, `team_in_use`)", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

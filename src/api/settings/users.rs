@@ -11,22 +11,21 @@ use crate::api::views::{Status, UserView};
 use crate::auth::Caller;
 use crate::domain::email::is_valid_email;
 use crate::domain::{FieldError, FieldErrors, PublicId};
-use crate::error::{ApiError, ApiResult, NotFoundAs};
+use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{NewUser, UserChanges};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct UserRequest {
     pub email: Option<String>,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserList {
     pub users: Vec<UserView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserEnvelope {
     pub user: UserView,
 }
@@ -44,6 +43,12 @@ fn email_field(errors: &mut FieldErrors, email: Option<String>, required: bool) 
     Some(email)
 }
 
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    responses((status = 200, description = "Every user of the account", body = UserList))
+)]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<UserList>> {
     let settings = app.store.settings(caller.account).await?;
     Ok(Json(UserList {
@@ -51,6 +56,16 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    request_body = UserRequest,
+    responses(
+        (status = 200, description = "The created user", body = UserEnvelope),
+        (status = 409, description = "A user with this e-mail exists (`user_exists`)", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -79,6 +94,13 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{uuid}",
+    tag = "users",
+    params(("uuid" = PublicId, Path, description = "The user")),
+    responses((status = 200, description = "The user", body = UserEnvelope))
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -98,6 +120,17 @@ pub async fn get(
     }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/users/{uuid}",
+    tag = "users",
+    params(("uuid" = PublicId, Path, description = "The user")),
+    request_body = UserRequest,
+    responses(
+        (status = 200, description = "The updated user", body = UserEnvelope),
+        (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
@@ -121,6 +154,16 @@ pub async fn update(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{uuid}",
+    tag = "users",
+    params(("uuid" = PublicId, Path, description = "The user")),
+    responses(
+        (status = 200, description = "`{\"status\": \"user was destroyed\"}`", body = Status),
+        (status = 409, description = "The account owner cannot be deleted (`owner_user`)", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

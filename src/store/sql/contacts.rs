@@ -113,30 +113,33 @@ pub(super) async fn insert_contact_row(
     Ok(id)
 }
 
+/// Rows per multi-row INSERT: far below SQLite's bound-parameter limit,
+/// however many tags an account has.
+const ROWS_PER_INSERT: usize = 200;
+
 async fn insert_tags(
     conn: &mut AnyConnection,
     contact_id: i64,
     tag_ids: &[i64],
 ) -> StoreResult<()> {
-    if tag_ids.is_empty() {
-        return Ok(());
-    }
-    let mut sql =
-        SqlBuilder::new("INSERT INTO contact_tags (contact_id, tag_id, position) VALUES ");
-    for (position, tag_id) in tag_ids.iter().enumerate() {
-        if position > 0 {
-            sql.push(", ");
+    for (chunk_index, chunk) in tag_ids.chunks(ROWS_PER_INSERT).enumerate() {
+        let mut sql =
+            SqlBuilder::new("INSERT INTO contact_tags (contact_id, tag_id, position) VALUES ");
+        for (i, tag_id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let position = i64::try_from(chunk_index * ROWS_PER_INSERT + i).unwrap_or(i64::MAX);
+            sql.push("(")
+                .int(contact_id)
+                .push(", ")
+                .int(*tag_id)
+                .push(", ")
+                .int(position)
+                .push(")");
         }
-        let position = i64::try_from(position).unwrap_or(i64::MAX);
-        sql.push("(")
-            .int(contact_id)
-            .push(", ")
-            .int(*tag_id)
-            .push(", ")
-            .int(position)
-            .push(")");
+        sql.query().execute(&mut *conn).await.map_err(db_error)?;
     }
-    sql.query().execute(conn).await.map_err(db_error)?;
     Ok(())
 }
 

@@ -1023,7 +1023,7 @@ impl SettingsStore for SqlStore {
                         .fetch_one(tx.conn())
                         .await
                         .map_err(db_error)?;
-                last.map_or(1, |p| p + 1)
+                last.map_or(1, |p| p.saturating_add(1))
             }
         };
         sqlx::query(
