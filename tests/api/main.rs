@@ -4,4 +4,5 @@
 
 mod helpers;
 
+mod contacts_create;
 mod conventions;
