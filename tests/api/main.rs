@@ -5,4 +5,5 @@
 mod helpers;
 
 mod contacts_create;
+mod contacts_update;
 mod conventions;
