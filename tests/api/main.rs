@@ -5,5 +5,6 @@
 mod helpers;
 
 mod contacts_create;
+mod contacts_read;
 mod contacts_update;
 mod conventions;
