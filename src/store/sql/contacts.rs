@@ -448,6 +448,17 @@ impl ContactStore for SqlStore {
         contact: &NewContact,
     ) -> StoreResult<ContactRecord> {
         let mut tx = self.begin_write().await?;
+        // Lock the account row (the lock the insert takes anyway for the
+        // contact sequence) before looking for an existing contact. Without
+        // it, on PostgreSQL two racing creates of one number both find none,
+        // and the loser fails on the unique index with a bare `conflict`
+        // instead of `contact_exists` naming the winner. Under READ
+        // COMMITTED the look-up after the lock sees the winner's commit.
+        sqlx::query("UPDATE accounts SET contact_seq = contact_seq WHERE id = $1")
+            .bind(account.0)
+            .execute(tx.conn())
+            .await
+            .map_err(db_error)?;
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT uuid FROM contacts WHERE channel_id = $1 AND identifier_key = $2",
         )
