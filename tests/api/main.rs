@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod concurrency;
 mod contacts_create;
 mod contacts_read;
 mod contacts_update;
