@@ -597,12 +597,25 @@ impl ContactStore for SqlStore {
                     ));
                 }
             }
+            // A contact that took the bsuid after the check above (a racing
+            // PATCH that committed meanwhile) shows up as a unique violation.
             sqlx::query("UPDATE contacts SET bsuid = $1 WHERE id = $2")
                 .bind(bsuid.clone())
                 .bind(current.id)
                 .execute(&mut *conn)
                 .await
-                .map_err(db_error)?;
+                .map_err(|e| match db_error(e) {
+                    StoreError::Conflict(conflict) if conflict.code == "conflict" => {
+                        StoreError::conflict(
+                            "bsuid_taken",
+                            format!(
+                                "another contact already has bsuid '{}'",
+                                bsuid.as_deref().unwrap_or_default()
+                            ),
+                        )
+                    }
+                    other => other,
+                })?;
         }
         if let Some(bot) = changes.bot {
             let started_at = (bot.status == BotStatus::Started).then_some(at.unix());
