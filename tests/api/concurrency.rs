@@ -295,7 +295,53 @@ async fn a_cursor_walk_ignores_contacts_created_during_it(backend: Backend) {
     assert_eq!(fresh_walk.body["meta"]["pages"], 3);
 }
 
+async fn racing_patches_for_one_bsuid_let_one_contact_have_it(backend: Backend) {
+    let app = fresh(backend).await;
+    let mut contacts = Vec::new();
+    for i in 0..8 {
+        let contact = app
+            .create_contact(json!({
+                "identifier": format!("+49 30 {i:04}"),
+                "source": "whatsapp",
+                "name": format!("Claimant {i}")
+            }))
+            .await;
+        contacts.push(contact["uuid"].as_str().expect("uuid").to_owned());
+    }
+    let claims = contacts.iter().map(|uuid| {
+        let app = &app;
+        async move {
+            app.patch(&format!("/contacts/{uuid}"), json!({"bsuid": "US.42"}))
+                .await
+        }
+    });
+    let replies = join_all(claims).await;
+    let winners: Vec<_> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one contact gets the bsuid; statuses: {:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, &r.text))
+            .collect::<Vec<_>>()
+    );
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        reply.assert_error(409, "bsuid_taken");
+    }
+    let holder = app.get("/contacts/bsuid/US.42").await;
+    holder.assert_status(200);
+    assert_eq!(holder.contact()["uuid"], winners[0].contact()["uuid"]);
+    let holders = all_contacts(&app)
+        .await
+        .into_iter()
+        .filter(|c| c["bsuid"] == "US.42")
+        .count();
+    assert_eq!(holders, 1);
+}
+
 on_both_backends!(
+    racing_patches_for_one_bsuid_let_one_contact_have_it,
     racing_creates_of_one_number_make_one_contact,
     racing_creates_of_different_numbers_all_succeed,
     racing_patches_keep_every_custom_field,
