@@ -395,7 +395,11 @@ async fn q_searches_names_and_phone_digits(backend: Backend) {
     app.create_contact(contact("+1 555 0100", "Grace Hopper"))
         .await;
     app.create_contact(contact("4420", "ADAM Smith")).await;
-    let cases: [(&str, &[&str]); 12] = [
+    app.create_contact(contact("3301", "Émile Zola")).await;
+    let cases: [(&str, &[&str]); 14] = [
+        // Case folding is not only ASCII: "éMILE", "ZOLA".
+        ("%C3%A9MILE", &["Émile Zola"]),
+        ("ZOLA", &["Émile Zola"]),
         ("ada", &["ADAM Smith", "Ada Lovelace"]),
         ("ADA", &["ADAM Smith", "Ada Lovelace"]),
         ("love", &["Ada Lovelace"]),
