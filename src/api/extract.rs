@@ -355,11 +355,17 @@ impl QueryParams {
         }
     }
 
-    /// A 1-based page number.
+    /// A 1-based page number. A whole number too large for `u32` is still
+    /// a whole number, past any page there is (and past any page limit).
     pub fn page(&self) -> ApiResult<u32> {
-        let page = self
-            .parse::<u32>("page", "a whole number from 1")?
-            .unwrap_or(1);
+        let page = match self.get("page").map(str::trim) {
+            Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+                text.parse::<u32>().unwrap_or(u32::MAX)
+            }
+            _ => self
+                .parse::<u32>("page", "a whole number from 1")?
+                .unwrap_or(1),
+        };
         if page == 0 {
             return Err(ApiError::bad_request(
                 "invalid_query",

@@ -5,5 +5,9 @@
 mod conformance;
 mod helpers;
 
+mod concurrency;
+mod contacts_create;
+mod contacts_read;
+mod contacts_update;
 mod conventions;
 mod openapi;

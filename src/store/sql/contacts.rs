@@ -451,6 +451,17 @@ impl ContactStore for SqlStore {
         contact: &NewContact,
     ) -> StoreResult<ContactRecord> {
         let mut tx = self.begin_write().await?;
+        // Lock the account row (the lock the insert takes anyway for the
+        // contact sequence) before looking for an existing contact. Without
+        // it, on PostgreSQL two racing creates of one number both find none,
+        // and the loser fails on the unique index with a bare `conflict`
+        // instead of `contact_exists` naming the winner. Under READ
+        // COMMITTED the look-up after the lock sees the winner's commit.
+        sqlx::query("UPDATE accounts SET contact_seq = contact_seq WHERE id = $1")
+            .bind(account.0)
+            .execute(tx.conn())
+            .await
+            .map_err(db_error)?;
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT uuid FROM contacts WHERE channel_id = $1 AND identifier_key = $2",
         )
@@ -589,12 +600,25 @@ impl ContactStore for SqlStore {
                     ));
                 }
             }
+            // A contact that took the bsuid after the check above (a racing
+            // PATCH that committed meanwhile) shows up as a unique violation.
             sqlx::query("UPDATE contacts SET bsuid = $1 WHERE id = $2")
                 .bind(bsuid.clone())
                 .bind(current.id)
                 .execute(&mut *conn)
                 .await
-                .map_err(db_error)?;
+                .map_err(|e| match db_error(e) {
+                    StoreError::Conflict(conflict) if conflict.code == "conflict" => {
+                        StoreError::conflict(
+                            "bsuid_taken",
+                            format!(
+                                "another contact already has bsuid '{}'",
+                                bsuid.as_deref().unwrap_or_default()
+                            ),
+                        )
+                    }
+                    other => other,
+                })?;
         }
         if let Some(bot) = changes.bot {
             let started_at = (bot.status == BotStatus::Started).then_some(at.unix());
