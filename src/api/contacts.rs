@@ -41,20 +41,20 @@ const FRENCH_ALIASES: [(&str, &str); 6] = [
 
 /// Tags as an array of names or as one string of comma-separated names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TagList(pub Vec<String>);
+pub struct TagNames(pub Vec<String>);
 
-impl<'de> Deserialize<'de> for TagList {
+impl<'de> Deserialize<'de> for TagNames {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = TagList;
+            type Value = TagNames;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an array of tag names or a string of comma-separated tag names")
             }
 
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TagList, E> {
-                Ok(TagList(
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TagNames, E> {
+                Ok(TagNames(
                     text.split(',')
                         .map(str::trim)
                         .filter(|t| !t.is_empty())
@@ -66,12 +66,12 @@ impl<'de> Deserialize<'de> for TagList {
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<TagList, A::Error> {
+            ) -> Result<TagNames, A::Error> {
                 let mut names = Vec::new();
                 while let Some(name) = seq.next_element::<String>()? {
                     names.push(name);
                 }
-                Ok(TagList(names))
+                Ok(TagNames(names))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -107,7 +107,7 @@ pub struct CreateContactRequest {
     pub source: Option<Source>,
     #[schema(required = true, min_length = 1)]
     pub name: Option<String>,
-    pub tags: Option<TagList>,
+    pub tags: Option<TagNames>,
     /// Custom field name to value: a string, number, array of options
     /// (checkbox), or null for no value.
     pub custom_fields: Option<Map<String, Value>>,
@@ -191,7 +191,7 @@ pub struct UpdateContactRequest {
     #[schema(min_length = 1)]
     pub name: Option<String>,
     /// Replaces the whole tag list (`[]` clears it).
-    pub tags: Option<TagList>,
+    pub tags: Option<TagNames>,
     /// Merged: keys given are set, `null` removes a key, others stay.
     pub custom_fields: Option<Map<String, Value>>,
     pub assigned_user: Option<String>,
@@ -620,13 +620,14 @@ mod tests {
 
     #[test]
     fn tags_come_as_arrays_or_comma_separated_strings() {
-        let list: TagList =
+        let list: TagNames =
             serde_json::from_value(json!(["Call back", "Interested"])).expect("array");
         assert_eq!(list.0, ["Call back", "Interested"]);
-        let csv: TagList = serde_json::from_value(json!("Call back, Interested,")).expect("string");
+        let csv: TagNames =
+            serde_json::from_value(json!("Call back, Interested,")).expect("string");
         assert_eq!(csv.0, ["Call back", "Interested"]);
-        assert!(serde_json::from_value::<TagList>(json!(5)).is_err());
-        assert!(serde_json::from_value::<TagList>(json!(["a", 5])).is_err());
+        assert!(serde_json::from_value::<TagNames>(json!(5)).is_err());
+        assert!(serde_json::from_value::<TagNames>(json!(["a", 5])).is_err());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use super::extract::{
     JsonObject, OptionalJsonObject, PageQuery, PathParam, Query, nullable, parse_fields, path_id,
 };
 use super::views::{
-    BotEnvelope, ContactBotView, ContactInArray, MessageList, MessageView, PageMeta, SingleContact,
-    Success, page_count,
+    ContactBotEnvelope, ContactBotView, ContactInArray, MessageList, MessageView, PageMeta,
+    SingleContact, Success, page_count,
 };
 use crate::auth::Caller;
 use crate::domain::contact::{
@@ -273,13 +273,13 @@ fn no_bot() -> ApiError {
     path = "/contacts/{uuid}/bot",
     tag = "conversations",
     params(("uuid" = PublicId, Path, description = "The contact")),
-    responses((status = 200, description = "The contact's bot (404 `no_bot` without an enabled bot)", body = BotEnvelope))
+    responses((status = 200, description = "The contact's bot (404 `no_bot` without an enabled bot)", body = ContactBotEnvelope))
 )]
 pub async fn bot(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(uuid): PathParam,
-) -> ApiResult<Json<BotEnvelope>> {
+) -> ApiResult<Json<ContactBotEnvelope>> {
     let id = contact_id(&uuid)?;
     let record = app
         .store
@@ -302,7 +302,7 @@ pub async fn bot(
             }
         }
     };
-    Ok(Json(BotEnvelope {
+    Ok(Json(ContactBotEnvelope {
         bot: ContactBotView::new(&bot, conversation_open),
     }))
 }
@@ -320,14 +320,14 @@ pub struct SetBotRequest {
     tag = "conversations",
     params(("uuid" = PublicId, Path, description = "The contact")),
     request_body = SetBotRequest,
-    responses((status = 200, description = "The contact's bot, `started` or `ended` (404 `no_bot` without an enabled bot)", body = BotEnvelope))
+    responses((status = 200, description = "The contact's bot, `started` or `ended` (404 `no_bot` without an enabled bot)", body = ContactBotEnvelope))
 )]
 pub async fn set_bot(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(uuid): PathParam,
     JsonObject(body): JsonObject,
-) -> ApiResult<Json<BotEnvelope>> {
+) -> ApiResult<Json<ContactBotEnvelope>> {
     let id = contact_id(&uuid)?;
     let (request, mut errors) = parse_fields::<SetBotRequest>(body, &[]);
     if request.status.is_none() && !errors.has_field("status") {
@@ -355,7 +355,7 @@ pub async fn set_bot(
     let bot = record.bot.as_ref().ok_or_else(no_bot)?;
     // Right after a command the status says what was asked, started or
     // ended; GET reports in_progress while the conversation is open.
-    Ok(Json(BotEnvelope {
+    Ok(Json(ContactBotEnvelope {
         bot: ContactBotView::new(bot, false),
     }))
 }

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ArrayBuilder, ContentBuilder, KnownFormat, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::contacts::{IdentifierText, TagList};
+use super::contacts::{IdentifierText, TagNames};
 use super::{account, contacts, conversations, settings};
 use crate::domain::contact::BotCommand;
 use crate::domain::{CustomFieldType, FunnelId, PublicId, Source, Timestamp};
@@ -261,7 +261,7 @@ impl PartialSchema for BotCommand {
 }
 impl ToSchema for BotCommand {}
 
-impl PartialSchema for TagList {
+impl PartialSchema for TagNames {
     fn schema() -> RefOr<Schema> {
         OneOfBuilder::new()
             .description(Some(
@@ -272,9 +272,9 @@ impl PartialSchema for TagList {
             .into()
     }
 }
-impl ToSchema for TagList {
+impl ToSchema for TagNames {
     fn name() -> Cow<'static, str> {
-        Cow::Borrowed("TagList")
+        Cow::Borrowed("TagNames")
     }
 }
 

@@ -388,7 +388,7 @@ pub enum BotState {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BotEnvelope {
+pub struct ContactBotEnvelope {
     pub bot: ContactBotView,
 }
 
