@@ -5,4 +5,5 @@
 mod helpers;
 
 mod conventions;
+mod conversations;
 mod settings;
