@@ -6,4 +6,5 @@ mod helpers;
 
 mod conventions;
 mod conversations;
+mod lookups;
 mod settings;
