@@ -167,6 +167,20 @@ async fn tag_names_are_unique_case_insensitively(backend: Backend) {
         }))
         .await;
     assert_eq!(contact["tags"], json!(["Call back", "hot"]));
+    // A renamed tag shows under its new name on every contact.
+    app.patch("/tags/HOT", json!({"name": "Very hot"}))
+        .await
+        .assert_status(200);
+    let mario = app.get(&format!("/contacts/{DEMO_MARIO}")).await;
+    assert_eq!(
+        mario.contact()["tags"],
+        json!(["sales", "lead", "Very hot"])
+    );
+    let uuid = contact["uuid"].as_str().expect("uuid");
+    let canon = app.get(&format!("/contacts/{uuid}")).await;
+    assert_eq!(canon.contact()["tags"], json!(["Call back", "Very hot"]));
+    let filtered = app.get("/contacts?tags=very%20HOT").await;
+    assert_eq!(filtered.body["contacts"].as_array().map(Vec::len), Some(2));
 }
 
 async fn bad_tag_input_is_refused_with_details(backend: Backend) {
@@ -950,6 +964,17 @@ async fn teams_are_created_with_members_and_deleted(backend: Backend) {
         .await
         .assert_error(422, "blank");
 
+    // A refused change changes nothing, not even its valid parts.
+    let reply = app
+        .patch(
+            &format!("/teams/{sales}"),
+            json!({"name": "Renamed", "members": [agent, "nobody@example.com"]}),
+        )
+        .await;
+    reply.assert_error(422, "unknown_user");
+    assert_eq!(reply.error_fields(), ["members[1]"]);
+    let unchanged = app.get(&format!("/teams/{sales}")).await;
+    assert_eq!(unchanged.body, created.body);
     let members = app
         .patch(&format!("/teams/{sales}"), json!({"members": [agent]}))
         .await;
@@ -1401,6 +1426,13 @@ async fn bad_channel_input_is_refused_with_details(backend: Backend) {
     app.patch(&format!("/channels/{main}"), json!({"title": 5}))
         .await
         .assert_error(422, "invalid_type");
+    let reply = app
+        .patch(
+            &format!("/channels/{main}"),
+            json!({"title": "Changed", "type": "telegram"}),
+        )
+        .await;
+    reply.assert_error(422, "type_immutable");
     let listed = app.get("/channels").await;
     assert_eq!(listed.body["channels"].as_array().map(Vec::len), Some(1));
     assert_eq!(listed.body["channels"][0]["title"], "WhatsApp");
