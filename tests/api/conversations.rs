@@ -661,6 +661,18 @@ async fn without_an_enabled_bot_there_is_no_bot(backend: Backend) {
     app.post(&bot_path, json!({"status": "bot_pause"}))
         .await
         .assert_error(422, "invalid_type");
+    // A contact that does not exist is not found, bot or no bot.
+    for id in ["00000000000000000000000000000000", "nope"] {
+        app.get(&format!("/contacts/{id}/bot"))
+            .await
+            .assert_error(404, "not_found");
+        app.post(
+            &format!("/contacts/{id}/bot"),
+            json!({"status": "bot_start"}),
+        )
+        .await
+        .assert_error(404, "not_found");
+    }
 
     // An enabled bot runs for contacts that never had one.
     let created = app.post("/bots", json!({"name": "Helper"})).await;
