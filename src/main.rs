@@ -142,7 +142,11 @@ async fn serve(args: ServeArgs) -> CliResult {
     }
     // On stdout, so scripts (and tests using port 0) can read the port.
     println!("Listening on http://{}:{}", args.listen.ip(), app.port());
-    tracing::info!(port = app.port(), public_url = app.public_url(), "bellbook is listening");
+    tracing::info!(
+        port = app.port(),
+        public_url = app.public_url(),
+        "bellbook is listening"
+    );
     app.run_until(shutdown_signal()).await?;
     tracing::info!("bellbook stopped");
     Ok(())
