@@ -746,6 +746,7 @@ impl SettingsStore for SqlStore {
     async fn create_team(&self, account: AccountId, team: &NewTeam) -> StoreResult<Team> {
         let mut tx = self.begin_write().await?;
         if team.is_default {
+            lock_account(tx.conn(), account).await?;
             clear_default_team(tx.conn(), account).await?;
         }
         let id = insert_team_row(
@@ -770,6 +771,9 @@ impl SettingsStore for SqlStore {
         changes: &TeamChanges,
     ) -> StoreResult<Team> {
         let mut tx = self.begin_write().await?;
+        if changes.make_default {
+            lock_account(tx.conn(), account).await?;
+        }
         let team = read_team(tx.conn(), account, uuid).await?;
         if let Some(name) = &changes.name {
             sqlx::query("UPDATE teams SET name = $1 WHERE id = $2")
@@ -835,6 +839,9 @@ impl SettingsStore for SqlStore {
         channel: &NewChannel,
     ) -> StoreResult<Channel> {
         let mut tx = self.begin_write().await?;
+        if channel.main != Some(false) {
+            lock_account(tx.conn(), account).await?;
+        }
         let main = match channel.main {
             Some(true) => {
                 clear_main_channel(tx.conn(), account, channel.kind).await?;
@@ -876,6 +883,9 @@ impl SettingsStore for SqlStore {
         changes: &ChannelChanges,
     ) -> StoreResult<Channel> {
         let mut tx = self.begin_write().await?;
+        if changes.make_main {
+            lock_account(tx.conn(), account).await?;
+        }
         let channel = read_channel(tx.conn(), account, uuid).await?;
         if let Some(title) = &changes.title {
             sqlx::query("UPDATE channels SET title = $1 WHERE id = $2")
@@ -1077,6 +1087,21 @@ impl SettingsStore for SqlStore {
         .await?;
         tx.commit().await
     }
+}
+
+/// Takes the account row's write lock for the rest of the transaction, so
+/// changes that move the one default team or the one main channel of a type
+/// run one after another. Without it, two such changes running together on
+/// PostgreSQL each clear the flag as their own snapshot sees it, and the
+/// second then collides with the first on the unique index (a spurious 409).
+/// SQLite's write transactions already run one at a time.
+async fn lock_account(conn: &mut AnyConnection, account: AccountId) -> StoreResult<()> {
+    sqlx::query("UPDATE accounts SET name = name WHERE id = $1")
+        .bind(account.0)
+        .execute(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 async fn clear_default_team(conn: &mut AnyConnection, account: AccountId) -> StoreResult<()> {
