@@ -1525,6 +1525,75 @@ async fn bots_are_created_read_updated_and_deleted(backend: Backend) {
     assert_eq!(app.get("/bots").await.body, json!({"bots": []}));
 }
 
+// --------------------------------------------------------- concurrency
+
+async fn concurrent_changes_keep_one_default_team_and_one_main_channel(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut team_paths = Vec::new();
+    for n in 0..6 {
+        let team = app.post("/teams", json!({ "name": format!("T{n}") })).await;
+        team.assert_status(200);
+        let uuid = team.body["team"]["uuid"].as_str().expect("uuid");
+        team_paths.push(format!("/teams/{uuid}"));
+    }
+    // Making teams the default at once: each request simply moves it.
+    let replies = futures::future::join_all(
+        team_paths
+            .iter()
+            .map(|path| app.patch(path, json!({"default": true}))),
+    )
+    .await;
+    for reply in &replies {
+        reply.assert_status(200);
+        assert_eq!(reply.body["team"]["default"], true);
+    }
+    assert_eq!(defaults(&app.get("/teams").await.body).len(), 1);
+
+    // Main channels created at once: each takes the place of the one before.
+    let replies = futures::future::join_all((0..6).map(|n| {
+        app.post(
+            "/channels",
+            json!({"title": format!("Main {n}"), "type": "whatsapp", "main": true}),
+        )
+    }))
+    .await;
+    for reply in &replies {
+        reply.assert_status(200);
+        assert_eq!(reply.body["channel"]["main"], true);
+    }
+    // The first channels of a new type: exactly one becomes main.
+    let replies = futures::future::join_all((0..6).map(|n| {
+        app.post(
+            "/channels",
+            json!({"title": format!("Tg {n}"), "type": "telegram"}),
+        )
+    }))
+    .await;
+    for reply in &replies {
+        reply.assert_status(200);
+    }
+    let listed = app.get("/channels").await;
+    for kind in ["whatsapp", "telegram"] {
+        let mains = listed.body["channels"]
+            .as_array()
+            .expect("channels")
+            .iter()
+            .filter(|c| c["type"] == kind && c["main"] == true)
+            .count();
+        assert_eq!(mains, 1, "{kind}: {}", listed.text);
+    }
+
+    // One name, created at once: one tag, the rest are told it exists.
+    let replies =
+        futures::future::join_all((0..6).map(|_| app.post("/tags", json!({"name": "Same"})))).await;
+    let created = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(created, 1);
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        reply.assert_error(409, "tag_exists");
+    }
+    assert_eq!(names(&app.get("/tags").await.body["tags"]), ["Same"]);
+}
+
 // ------------------------------------------------------------- funnels
 
 async fn funnels_are_listed_created_updated_and_deleted(backend: Backend) {
@@ -1785,6 +1854,7 @@ on_both_backends!(
     there_is_at_most_one_main_channel_per_type,
     channels_in_use_are_discarded_not_deleted,
     bad_channel_input_is_refused_with_details,
+    concurrent_changes_keep_one_default_team_and_one_main_channel,
     bots_are_created_read_updated_and_deleted,
     funnels_are_listed_created_updated_and_deleted,
     another_accounts_settings_are_not_found_nor_listed,
