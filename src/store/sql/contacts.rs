@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::settings::custom_field_from_row;
-use super::{RowExt, SqlBuilder, SqlStore, db_error};
+use super::{RowExt, SqlBuilder, SqlStore, db_error, lock_account};
 use crate::domain::contact::{
     BotAssignment, BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord,
     NewContact,
@@ -448,6 +448,9 @@ impl ContactStore for SqlStore {
         contact: &NewContact,
     ) -> StoreResult<ContactRecord> {
         let mut tx = self.begin_write().await?;
+        // Whoever creates a contact at the same time waits here, then finds
+        // this one in the check below (a 409 that names it).
+        lock_account(tx.conn(), account).await?;
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT uuid FROM contacts WHERE channel_id = $1 AND identifier_key = $2",
         )
@@ -586,12 +589,23 @@ impl ContactStore for SqlStore {
                     ));
                 }
             }
+            // Another contact given the same bsuid at the same time is only
+            // seen by the unique index.
             sqlx::query("UPDATE contacts SET bsuid = $1 WHERE id = $2")
                 .bind(bsuid.clone())
                 .bind(current.id)
                 .execute(&mut *conn)
                 .await
-                .map_err(db_error)?;
+                .map_err(|error| match db_error(error) {
+                    StoreError::Conflict(c) if c.code == "conflict" => StoreError::conflict(
+                        "bsuid_taken",
+                        format!(
+                            "another contact already has bsuid '{}'",
+                            bsuid.as_deref().unwrap_or_default()
+                        ),
+                    ),
+                    other => other,
+                })?;
         }
         if let Some(bot) = changes.bot {
             let started_at = (bot.status == BotStatus::Started).then_some(at.unix());

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{RowExt, SqlStore, db_error, flag};
+use super::{RowExt, SqlStore, db_error, flag, lock_account};
 use crate::domain::custom_field::decode_checked;
 use crate::domain::settings::{
     AccountSettings, Bot, Channel, CustomField, Funnel, Tag, Team, User,
@@ -1087,21 +1087,6 @@ impl SettingsStore for SqlStore {
         .await?;
         tx.commit().await
     }
-}
-
-/// Takes the account row's write lock for the rest of the transaction, so
-/// changes that move the one default team or the one main channel of a type
-/// run one after another. Without it, two such changes running together on
-/// PostgreSQL each clear the flag as their own snapshot sees it, and the
-/// second then collides with the first on the unique index (a spurious 409).
-/// SQLite's write transactions already run one at a time.
-async fn lock_account(conn: &mut AnyConnection, account: AccountId) -> StoreResult<()> {
-    sqlx::query("UPDATE accounts SET name = name WHERE id = $1")
-        .bind(account.0)
-        .execute(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
 }
 
 async fn clear_default_team(conn: &mut AnyConnection, account: AccountId) -> StoreResult<()> {
