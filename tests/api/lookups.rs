@@ -269,6 +269,72 @@ async fn contacts_are_found_by_bsuid(backend: Backend) {
     assert_eq!(plain_contact(&found)["uuid"], DEMO_JOHN);
 }
 
+async fn one_contact_per_number_even_when_created_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let spellings = [
+        "+39 333 222 1111",
+        "393332221111",
+        "+39-333-222-1111",
+        "(39) 333 2221111",
+        "39 333 222 1111",
+        "+393332221111",
+    ];
+    for round in 0..2 {
+        let replies = futures::future::join_all(spellings.iter().map(|identifier| {
+            app.post(
+                "/contacts",
+                json!({"identifier": identifier, "source": "whatsapp", "name": "Twin"}),
+            )
+        }))
+        .await;
+        let winners: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+        assert_eq!(winners.len(), 1, "round {round}");
+        let winner = uuid_of(winners[0].contact());
+        for reply in replies.iter().filter(|r| r.status != 200) {
+            reply.assert_error(409, "contact_exists");
+            assert_eq!(
+                reply.body["error"]["details"][0]["uuid"], winner,
+                "the duplicate names the contact that exists: {}",
+                reply.text
+            );
+        }
+        let found = app.get("/contacts/phone/393332221111").await;
+        assert_eq!(plain_contact(&found)["uuid"], winner);
+        let listed = app.get("/contacts").await;
+        assert_eq!(listed.body["contacts"].as_array().map(Vec::len), Some(1));
+        // Deleted, the number is free for the next round.
+        app.delete(&format!("/contacts/{winner}"))
+            .await
+            .assert_status(200);
+    }
+}
+
+async fn one_contact_per_bsuid_even_when_set_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut paths = Vec::new();
+    for n in 0..4 {
+        let contact = app
+            .create_contact(
+                json!({"identifier": format!("100{n}"), "source": "whatsapp", "name": "B"}),
+            )
+            .await;
+        paths.push(format!("/contacts/{}", uuid_of(&contact)));
+    }
+    let replies = futures::future::join_all(
+        paths
+            .iter()
+            .map(|path| app.patch(path, json!({"bsuid": "BS.shared"}))),
+    )
+    .await;
+    let winners: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(winners.len(), 1);
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        reply.assert_error(409, "bsuid_taken");
+    }
+    let found = app.get("/contacts/bsuid/BS.shared").await;
+    assert_eq!(plain_contact(&found)["uuid"], winners[0].contact()["uuid"]);
+}
+
 async fn deleted_contacts_are_gone_with_their_messages(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let contact = app
@@ -430,6 +496,8 @@ on_both_backends!(
     contacts_are_found_by_the_digits_of_their_number,
     phone_lookups_choose_a_channel,
     contacts_are_found_by_bsuid,
+    one_contact_per_number_even_when_created_at_once,
+    one_contact_per_bsuid_even_when_set_at_once,
     deleted_contacts_are_gone_with_their_messages,
     deleting_contacts_frees_their_team_and_channel,
     only_existing_contacts_of_the_account_are_deleted,
