@@ -338,7 +338,15 @@ pub async fn set_bot(
         .map_err(ApiError::validation)?
         .ok_or_else(no_bot)?;
     let settings = app.store.settings(caller.account).await?;
-    let bot = settings.enabled_bot().ok_or_else(no_bot)?;
+    let Some(bot) = settings.enabled_bot() else {
+        // A contact that does not exist is not found, as GET says too;
+        // only an existing contact has no bot.
+        app.store
+            .contact(caller.account, id)
+            .await
+            .not_found_as("contact", &uuid)?;
+        return Err(no_bot());
+    };
     let changes = ContactChanges {
         bot: Some(BotAssignment {
             bot_id: bot.id,

@@ -10,4 +10,7 @@ mod contacts_create;
 mod contacts_read;
 mod contacts_update;
 mod conventions;
+mod conversations;
+mod lookups;
 mod openapi;
+mod settings;

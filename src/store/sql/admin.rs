@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::contacts::{insert_contact_row, insert_message};
+use super::contacts::{insert_contact_row, insert_message, next_contact_seq};
 use super::settings::{insert_channel_row, insert_team_row, insert_user_row};
 use super::{RowExt, SqlStore, db_error, flag};
 use crate::domain::contact::ContactRecord;
@@ -497,9 +497,11 @@ async fn import_contact(
         })
         .collect::<StoreResult<Vec<_>>>()?;
 
+    let seq = next_contact_seq(conn, account).await?;
     let contact_id = insert_contact_row(
         conn,
         account,
+        seq,
         &super::contacts::ContactRow {
             uuid: contact.uuid,
             conversation_uuid: contact.conversation_uuid,

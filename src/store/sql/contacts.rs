@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::settings::custom_field_from_row;
-use super::{RowExt, SqlBuilder, SqlStore, db_error};
+use super::{RowExt, SqlBuilder, SqlStore, db_error, unique_means};
 use crate::domain::contact::{
     BotAssignment, BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord,
     NewContact,
@@ -58,25 +58,34 @@ pub(super) struct ContactRow<'a> {
     pub bot_started_at: Option<Timestamp>,
 }
 
-/// Inserts a contact with its tags and values; returns its row id.
+/// Hands out the account's next contact sequence number. Taking it locks
+/// the account row until commit, so sequence order is commit order: a
+/// listing that has seen contact n has seen every contact before it (what
+/// cursor walks rely on), and creates of one account run one at a time.
+pub(super) async fn next_contact_seq(
+    conn: &mut AnyConnection,
+    account: AccountId,
+) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "UPDATE accounts SET contact_seq = contact_seq + 1 WHERE id = $1 RETURNING contact_seq",
+    )
+    .bind(account.0)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?
+    .ok_or(StoreError::NotFound)
+}
+
+/// Inserts a contact numbered `seq` (from [`next_contact_seq`]) with its
+/// tags and values; returns its row id.
 pub(super) async fn insert_contact_row(
     conn: &mut AnyConnection,
     account: AccountId,
+    seq: i64,
     row: &ContactRow<'_>,
     tag_ids: &[i64],
     values: &[(i64, CustomFieldValue)],
 ) -> StoreResult<i64> {
-    // Taking the next number locks the account row until commit, so
-    // sequence order is commit order: a listing that has seen contact n has
-    // seen every contact before it (what cursor walks rely on).
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE accounts SET contact_seq = contact_seq + 1 WHERE id = $1 RETURNING contact_seq",
-    )
-    .bind(account.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db_error)?
-    .ok_or(StoreError::NotFound)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO contacts (uuid, account_id, seq, name, name_key, identifier, identifier_digits,
              identifier_key, source, channel_id, team_id, assigned_user_id, note, created_at,
@@ -451,17 +460,9 @@ impl ContactStore for SqlStore {
         contact: &NewContact,
     ) -> StoreResult<ContactRecord> {
         let mut tx = self.begin_write().await?;
-        // Lock the account row (the lock the insert takes anyway for the
-        // contact sequence) before looking for an existing contact. Without
-        // it, on PostgreSQL two racing creates of one number both find none,
-        // and the loser fails on the unique index with a bare `conflict`
-        // instead of `contact_exists` naming the winner. Under READ
-        // COMMITTED the look-up after the lock sees the winner's commit.
-        sqlx::query("UPDATE accounts SET contact_seq = contact_seq WHERE id = $1")
-            .bind(account.0)
-            .execute(tx.conn())
-            .await
-            .map_err(db_error)?;
+        // Whoever creates a contact in this account at the same time waits
+        // here, then finds this one in the check below (a 409 naming it).
+        let seq = next_contact_seq(tx.conn(), account).await?;
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT uuid FROM contacts WHERE channel_id = $1 AND identifier_key = $2",
         )
@@ -492,6 +493,7 @@ impl ContactStore for SqlStore {
         insert_contact_row(
             tx.conn(),
             account,
+            seq,
             &ContactRow {
                 uuid: contact.uuid,
                 conversation_uuid: contact.conversation_uuid,
@@ -600,25 +602,20 @@ impl ContactStore for SqlStore {
                     ));
                 }
             }
-            // A contact that took the bsuid after the check above (a racing
-            // PATCH that committed meanwhile) shows up as a unique violation.
+            // Another contact given the same bsuid at the same time is only
+            // seen by the unique index.
             sqlx::query("UPDATE contacts SET bsuid = $1 WHERE id = $2")
                 .bind(bsuid.clone())
                 .bind(current.id)
                 .execute(&mut *conn)
                 .await
-                .map_err(|e| match db_error(e) {
-                    StoreError::Conflict(conflict) if conflict.code == "conflict" => {
-                        StoreError::conflict(
-                            "bsuid_taken",
-                            format!(
-                                "another contact already has bsuid '{}'",
-                                bsuid.as_deref().unwrap_or_default()
-                            ),
-                        )
-                    }
-                    other => other,
-                })?;
+                .map_err(unique_means(
+                    "bsuid_taken",
+                    format!(
+                        "another contact already has bsuid '{}'",
+                        bsuid.as_deref().unwrap_or_default()
+                    ),
+                ))?;
         }
         if let Some(bot) = changes.bot {
             let started_at = (bot.status == BotStatus::Started).then_some(at.unix());

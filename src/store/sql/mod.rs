@@ -367,6 +367,37 @@ impl SqlBuilder {
     }
 }
 
+/// Takes the account row's write lock for the rest of the transaction, so
+/// check-then-write changes of one account run one after another: two
+/// contacts created at once with one number, or two changes of the default
+/// team or of a main channel. Without it, two such transactions on
+/// PostgreSQL each check against their own snapshot and the second then
+/// collides with the first on a unique index (a 409 that names nothing).
+/// SQLite's write transactions already run one at a time.
+pub(crate) async fn lock_account(
+    conn: &mut AnyConnection,
+    account: super::AccountId,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE accounts SET contact_seq = contact_seq WHERE id = $1")
+        .bind(account.0)
+        .execute(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Maps a unique-index violation to the conflict it means for the caller
+/// (a name taken, say); any other error converts as [`db_error`] says.
+pub(crate) fn unique_means(
+    code: &'static str,
+    message: String,
+) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match db_error(error) {
+        StoreError::Conflict(c) if c.code == "conflict" => StoreError::conflict(code, message),
+        other => other,
+    }
+}
+
 pub(crate) fn flag(value: bool) -> i64 {
     i64::from(value)
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{RowExt, SqlStore, db_error, flag};
+use super::{RowExt, SqlStore, db_error, flag, lock_account, unique_means};
 use crate::domain::custom_field::decode_checked;
 use crate::domain::settings::{
     AccountSettings, Bot, Channel, CustomField, Funnel, Tag, Team, User,
@@ -19,15 +19,6 @@ use crate::store::{
     NewCustomField, NewFunnel, NewTeam, NewUser, SettingsStore, StoreError, StoreResult,
     TeamChanges, UserChanges,
 };
-
-/// A unique-index violation means the name is taken; anything else is what
-/// it is.
-fn taken(code: &'static str, message: String) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |error| match db_error(error) {
-        StoreError::Conflict(c) if c.code == "conflict" => StoreError::conflict(code, message),
-        other => other,
-    }
-}
 
 pub(super) fn tag_from_row(row: &AnyRow) -> StoreResult<Tag> {
     Ok(Tag {
@@ -221,7 +212,7 @@ pub(super) async fn insert_user_row(
     .bind(created_at.unix())
     .fetch_one(conn)
     .await
-    .map_err(taken(
+    .map_err(unique_means(
         "user_exists",
         format!("a user with e-mail '{email}' already exists"),
     ))
@@ -296,7 +287,7 @@ pub(super) async fn insert_custom_field_row(
     .bind(created_at.unix())
     .fetch_one(conn)
     .await
-    .map_err(taken(
+    .map_err(unique_means(
         "custom_field_exists",
         format!("a custom field named '{name}' already exists"),
     ))
@@ -561,7 +552,7 @@ impl SettingsStore for SqlStore {
         .bind(Timestamp::now().unix())
         .fetch_one(tx.conn())
         .await
-        .map_err(taken(
+        .map_err(unique_means(
             "tag_exists",
             format!("a tag named '{name}' already exists"),
         ))?;
@@ -582,7 +573,7 @@ impl SettingsStore for SqlStore {
         .bind(tag_id)
         .fetch_optional(tx.conn())
         .await
-        .map_err(taken(
+        .map_err(unique_means(
             "tag_exists",
             format!("a tag named '{name}' already exists"),
         ))?
@@ -640,7 +631,7 @@ impl SettingsStore for SqlStore {
                 .bind(field.id)
                 .execute(tx.conn())
                 .await
-                .map_err(taken(
+                .map_err(unique_means(
                     "custom_field_exists",
                     format!("a custom field named '{name}' already exists"),
                 ))?;
@@ -704,7 +695,7 @@ impl SettingsStore for SqlStore {
                 .bind(user.id)
                 .execute(tx.conn())
                 .await
-                .map_err(taken(
+                .map_err(unique_means(
                     "user_exists",
                     format!("a user with e-mail '{email}' already exists"),
                 ))?;
@@ -746,6 +737,7 @@ impl SettingsStore for SqlStore {
     async fn create_team(&self, account: AccountId, team: &NewTeam) -> StoreResult<Team> {
         let mut tx = self.begin_write().await?;
         if team.is_default {
+            lock_account(tx.conn(), account).await?;
             clear_default_team(tx.conn(), account).await?;
         }
         let id = insert_team_row(
@@ -770,6 +762,9 @@ impl SettingsStore for SqlStore {
         changes: &TeamChanges,
     ) -> StoreResult<Team> {
         let mut tx = self.begin_write().await?;
+        if changes.make_default {
+            lock_account(tx.conn(), account).await?;
+        }
         let team = read_team(tx.conn(), account, uuid).await?;
         if let Some(name) = &changes.name {
             sqlx::query("UPDATE teams SET name = $1 WHERE id = $2")
@@ -835,6 +830,9 @@ impl SettingsStore for SqlStore {
         channel: &NewChannel,
     ) -> StoreResult<Channel> {
         let mut tx = self.begin_write().await?;
+        if channel.main != Some(false) {
+            lock_account(tx.conn(), account).await?;
+        }
         let main = match channel.main {
             Some(true) => {
                 clear_main_channel(tx.conn(), account, channel.kind).await?;
@@ -876,6 +874,9 @@ impl SettingsStore for SqlStore {
         changes: &ChannelChanges,
     ) -> StoreResult<Channel> {
         let mut tx = self.begin_write().await?;
+        if changes.make_main {
+            lock_account(tx.conn(), account).await?;
+        }
         let channel = read_channel(tx.conn(), account, uuid).await?;
         if let Some(title) = &changes.title {
             sqlx::query("UPDATE channels SET title = $1 WHERE id = $2")
