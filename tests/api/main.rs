@@ -5,3 +5,4 @@
 mod helpers;
 
 mod conventions;
+mod docs_examples;
