@@ -126,6 +126,8 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> CliResult {
     let listener = TcpListener::bind(args.listen).await?;
     let app = App::build(Settings::from(&args), listener).await?;
+    // Before anything is announced: from here on SIGTERM stops gracefully.
+    let shutdown = shutdown_signal();
     if let Some(first) = app.first_run() {
         println!(
             "Created account '{}' ({}).",
@@ -142,8 +144,12 @@ async fn serve(args: ServeArgs) -> CliResult {
     }
     // On stdout, so scripts (and tests using port 0) can read the port.
     println!("Listening on http://{}:{}", args.listen.ip(), app.port());
-    tracing::info!(port = app.port(), public_url = app.public_url(), "bellbook is listening");
-    app.run_until(shutdown_signal()).await?;
+    tracing::info!(
+        port = app.port(),
+        public_url = app.public_url(),
+        "bellbook is listening"
+    );
+    app.run_until(shutdown).await?;
     tracing::info!("bellbook stopped");
     Ok(())
 }
