@@ -6,3 +6,4 @@ mod helpers;
 
 mod conventions;
 mod docs_examples;
+mod process;
