@@ -126,6 +126,8 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> CliResult {
     let listener = TcpListener::bind(args.listen).await?;
     let app = App::build(Settings::from(&args), listener).await?;
+    // Before anything is announced: from here on SIGTERM stops gracefully.
+    let shutdown = shutdown_signal();
     if let Some(first) = app.first_run() {
         println!(
             "Created account '{}' ({}).",
@@ -147,7 +149,7 @@ async fn serve(args: ServeArgs) -> CliResult {
         public_url = app.public_url(),
         "bellbook is listening"
     );
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(shutdown).await?;
     tracing::info!("bellbook stopped");
     Ok(())
 }

@@ -11,6 +11,8 @@ mod contacts_read;
 mod contacts_update;
 mod conventions;
 mod conversations;
+mod docs_examples;
 mod lookups;
 mod openapi;
+mod process;
 mod settings;

@@ -1,0 +1,647 @@
+//! The real `bellbook` binary as a child process, on a fresh database of
+//! each backend: the first run's key, `--demo` twice, the admin commands
+//! beside a running server, SIGTERM with a request in flight, the request
+//! log, and `kill -9` in the middle of writes.
+//!
+//! Readiness is the `Listening on` line on the child's stdout; every child
+//! is killed when its [`Server`] goes away, so a failing test leaves no
+//! process behind.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, DEMO_API_KEY, TestDatabase};
+use crate::on_both_backends;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bellbook");
+
+/// Settings from the environment that would change what a child does.
+const ENVIRONMENT: &[&str] = &[
+    "BELLBOOK_LISTEN",
+    "BELLBOOK_DATABASE_URL",
+    "BELLBOOK_PUBLIC_URL",
+    "BELLBOOK_RATE_LIMIT_RPS",
+    "BELLBOOK_MAX_BODY_BYTES",
+    "RUST_LOG",
+];
+
+const JOHN: &str = "414a6d692bd645ed803f2e7ce360d4c8";
+const MARIO: &str = "efd7d996470e463b89f079be6cf578ed";
+
+/// A `bellbook serve` child, listening on a port of its own.
+struct Server {
+    child: Child,
+    /// Kept open: the child never writes into a closed pipe.
+    stdout: BufReader<ChildStdout>,
+    /// What it printed on stdout up to and including `Listening on`.
+    printed: Vec<String>,
+    port: u16,
+    /// `http://127.0.0.1:PORT/v1`
+    base: String,
+    stderr: PathBuf,
+    _stderr_dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `bellbook serve --listen 127.0.0.1:0 --database-url URL
+    /// FLAGS...` and returns once it has said where it listens.
+    fn start(database_url: &str, flags: &[&str]) -> Server {
+        let stderr_dir = tempfile::tempdir().expect("temp dir");
+        let stderr = stderr_dir.path().join("stderr.log");
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+            .arg(database_url)
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&stderr).expect("stderr file"));
+        for name in ENVIRONMENT {
+            command.env_remove(name);
+        }
+        let mut child = command.spawn().expect("bellbook starts");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut server = Server {
+            child,
+            stdout,
+            printed: Vec::new(),
+            port: 0,
+            base: String::new(),
+            stderr,
+            _stderr_dir: stderr_dir,
+        };
+        server.read_until_listening();
+        server
+    }
+
+    fn read_until_listening(&mut self) {
+        loop {
+            let mut line = String::new();
+            let read = self.stdout.read_line(&mut line).expect("read stdout");
+            if read == 0 {
+                let status = self.child.wait();
+                panic!(
+                    "bellbook exited ({status:?}) before listening\nstdout: {:?}\nstderr: {}",
+                    self.printed,
+                    self.log()
+                );
+            }
+            let line = line.trim_end().to_owned();
+            let port = line
+                .strip_prefix("Listening on http://")
+                .and_then(|address| address.rsplit_once(':'))
+                .and_then(|(_, port)| port.parse().ok());
+            self.printed.push(line);
+            if let Some(port) = port {
+                self.port = port;
+                self.base = format!("http://127.0.0.1:{port}/v1");
+                return;
+            }
+        }
+    }
+
+    /// The key a first run printed, on the line after the announcement.
+    fn first_run_key(&self) -> Option<String> {
+        let at = self
+            .printed
+            .iter()
+            .position(|l| l == "Its API key, shown only this once:")?;
+        self.printed.get(at + 1).cloned()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything the child wrote on stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns it and the log.
+    fn terminate(mut self) -> (ExitStatus, String) {
+        signal(self.child.id(), "TERM");
+        let status = self.wait();
+        (status, self.log())
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        self.child.wait().expect("wait for bellbook")
+    }
+
+    /// `kill -9`, and the exit it causes.
+    fn kill_9(&mut self) -> ExitStatus {
+        signal(self.child.id(), "KILL");
+        self.wait()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kill -NAME PID`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// Runs an admin command on `database_url` and returns its stdout,
+/// failing the test if it fails.
+fn admin(args: &[&str], database_url: &str) -> String {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .args(["--database-url", database_url])
+        .stdin(Stdio::null());
+    for name in ENVIRONMENT {
+        command.env_remove(name);
+    }
+    let output = command.output().expect("bellbook runs");
+    assert!(
+        output.status.success(),
+        "bellbook {args:?} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("stdout is UTF-8")
+}
+
+/// The one line a key-printing command writes.
+#[track_caller]
+fn only_line(stdout: &str) -> String {
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stdout:?}");
+    lines[0].trim().to_owned()
+}
+
+/// The account rows of `accounts list` (its first line is a header).
+fn account_rows(listing: &str) -> Vec<&str> {
+    listing
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+async fn get(client: &reqwest::Client, url: &str, key: &str) -> (u16, Value) {
+    let response = client
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body read");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn post(client: &reqwest::Client, url: &str, key: &str, body: &Value) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body read");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn uuids(list: &Value) -> Vec<&str> {
+    list["contacts"]
+        .as_array()
+        .map(|contacts| contacts.iter().filter_map(|c| c["uuid"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+async fn first_run_prints_a_working_key_once(backend: Backend) {
+    let (_database, url) = TestDatabase::create(backend).await;
+    let client = client();
+    let server = Server::start(&url, &[]);
+    let key = server
+        .first_run_key()
+        .unwrap_or_else(|| panic!("no key printed: {:?}", server.printed));
+    assert!(
+        key.len() >= 22 && !key.contains(char::is_whitespace),
+        "{key:?}"
+    );
+    let (status, me) = get(&client, &server.url("/auth/me"), &key).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["status"], "ok");
+    assert!(!me.to_string().contains(&key), "the secret is never shown");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+
+    let again = Server::start(&url, &[]);
+    assert_eq!(again.first_run_key(), None, "{:?}", again.printed);
+    assert!(
+        !again.printed.iter().any(|l| l.contains(&key)),
+        "{:?}",
+        again.printed
+    );
+    let (status, me) = get(&client, &again.url("/auth/me"), &key).await;
+    assert_eq!(status, 200, "the first key still works: {me}");
+    let accounts = admin(&["accounts", "list"], &url);
+    assert_eq!(account_rows(&accounts).len(), 1, "{accounts}");
+}
+
+async fn demo_twice_loads_nothing_new(backend: Backend) {
+    let (_database, url) = TestDatabase::create(backend).await;
+    let client = client();
+    let first = Server::start(&url, &["--demo"]);
+    assert_eq!(first.first_run_key(), None, "{:?}", first.printed);
+    let (status, list) = get(&client, &first.url("/contacts"), DEMO_API_KEY).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(uuids(&list), vec![MARIO, JOHN]);
+    let (status, created) = post(
+        &client,
+        &first.url("/contacts"),
+        DEMO_API_KEY,
+        &json!({"identifier": "+44 20 7946 0000", "source": "whatsapp", "name": "Between Starts"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let own = created["contact"][0]["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_owned();
+    let (status, log) = first.terminate();
+    assert!(status.success(), "{status}\n{log}");
+
+    let second = Server::start(&url, &["--demo"]);
+    assert_eq!(second.first_run_key(), None, "{:?}", second.printed);
+    let (status, list) = get(&client, &second.url("/contacts"), DEMO_API_KEY).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(uuids(&list), vec![own.as_str(), MARIO, JOHN]);
+    for (path, key, count) in [("/teams", "teams", 2), ("/funnels", "funnels", 4)] {
+        let (status, body) = get(&client, &second.url(path), DEMO_API_KEY).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body[key].as_array().map(Vec::len), Some(count), "{body}");
+    }
+    let accounts = admin(&["accounts", "list"], &url);
+    let rows = account_rows(&accounts);
+    assert_eq!(rows.len(), 1, "{accounts}");
+    assert!(rows[0].ends_with("demo"), "{accounts}");
+}
+
+async fn admin_commands_work_while_a_server_runs(backend: Backend) {
+    let (_database, url) = TestDatabase::create(backend).await;
+    let client = client();
+    let server = Server::start(&url, &[]);
+    let first_key = server.first_run_key().expect("first-run key");
+    let me = |key: String| {
+        let url = server.url("/auth/me");
+        let client = client.clone();
+        async move { get(&client, &url, &key).await }
+    };
+
+    let acme_key = only_line(&admin(
+        &[
+            "accounts",
+            "create",
+            "acme",
+            "--owner-email",
+            "owner@acme.example",
+        ],
+        &url,
+    ));
+    let (status, body) = me(acme_key.clone()).await;
+    assert_eq!(status, 200, "the new account's key works at once: {body}");
+    assert_eq!(body["user_email"], "owner@acme.example");
+
+    let ci_key = only_line(&admin(
+        &["keys", "create", "--account", "acme", "--name", "ci"],
+        &url,
+    ));
+    assert_ne!(ci_key, acme_key);
+    let (status, body) = me(ci_key.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_email"], "owner@acme.example");
+
+    let listing = admin(&["keys", "list", "--account", "acme"], &url);
+    assert!(listing.contains("ci"), "{listing}");
+    for key in [&acme_key, &ci_key] {
+        let prefix = bellbook::auth::key_prefix(key);
+        assert!(listing.contains(prefix), "prefix {prefix} in {listing}");
+        assert!(!listing.contains(key.as_str()), "a secret in {listing}");
+        assert!(
+            !listing.contains(&key[prefix.len()..]),
+            "a secret in {listing}"
+        );
+    }
+
+    let ci_prefix = bellbook::auth::key_prefix(&ci_key).to_owned();
+    admin(&["keys", "revoke", &ci_prefix, "--account", "acme"], &url);
+    let (status, body) = me(ci_key).await;
+    assert_eq!(status, 401, "a revoked key is refused at once: {body}");
+    assert_eq!(me(acme_key).await.0, 200, "the other key still works");
+    assert_eq!(me(first_key).await.0, 200, "another account is untouched");
+
+    let accounts = admin(&["accounts", "list"], &url);
+    let rows = account_rows(&accounts);
+    assert_eq!(rows.len(), 2, "{accounts}");
+    assert!(rows.iter().any(|r| r.ends_with("acme")), "{accounts}");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+}
+
+/// Reads an HTTP response head, up to the blank line.
+fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = stream.read(&mut byte).expect("read the response");
+        assert_eq!(read, 1, "connection closed in the head: {head:?}");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).expect("an ASCII head")
+}
+
+/// Returns once the server no longer accepts connections: it has taken
+/// the signal in and closed its listener.
+fn wait_until_refused(port: u16) {
+    while let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) {
+        drop(probe);
+        std::thread::yield_now();
+    }
+}
+
+async fn sigterm_finishes_the_request_in_flight_and_exits_zero(backend: Backend) {
+    let (_database, url) = TestDatabase::create(backend).await;
+    let mut server = Server::start(&url, &[]);
+    let key = server.first_run_key().expect("first-run key");
+    let body = r#"{"identifier": "+1 555 0199", "source": "whatsapp", "name": "In Flight"}"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    // Only a safety net against a hung server; nothing waits on it.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST /v1/contacts HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        server.port,
+        body.len()
+    )
+    .expect("send the head");
+    // The server says 100 Continue when the handler starts reading the
+    // body: from here on the request is in flight.
+    let interim = read_head(&mut stream);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+
+    signal(server.child.id(), "TERM");
+    wait_until_refused(server.port);
+    stream.write_all(body.as_bytes()).expect("send the body");
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{}", server.log());
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length");
+    let mut content = vec![0u8; length];
+    stream
+        .read_exact(&mut content)
+        .expect("the whole body arrives");
+    let reply: Value = serde_json::from_slice(&content).expect("a complete JSON body");
+    let contact = reply["contact"][0].clone();
+    assert_eq!(contact["name"], "In Flight", "{reply}");
+
+    let status = server.wait();
+    assert!(status.success(), "exit status {status}\n{}", server.log());
+    drop(server);
+
+    // What it acknowledged was kept.
+    let again = Server::start(&url, &[]);
+    let uuid = contact["uuid"].as_str().expect("uuid");
+    let (status, found) = get(&client(), &again.url(&format!("/contacts/{uuid}")), &key).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["contact"][0]["name"], "In Flight");
+    assert_eq!(found["contact"][0]["phoneNumber"], "+1 555 0199");
+}
+
+async fn the_request_log_has_a_line_per_request_and_no_secrets(backend: Backend) {
+    let (_database, url) = TestDatabase::create(backend).await;
+    let client = client();
+    let server = Server::start(&url, &[]);
+    let key = server.first_run_key().expect("first-run key");
+    let wrong_key = "bb_NotAKeyButShapedLikeOne0123456789ABCDEFGH";
+    let site = server.base.trim_end_matches("/v1").to_owned();
+
+    assert_eq!(get(&client, &server.url("/auth/me"), &key).await.0, 200);
+    let (status, body) = post(
+        &client,
+        &server.url("/contacts"),
+        &key,
+        &json!({"identifier": "+1 555 0100", "source": "whatsapp", "name": "Logged"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let missing = "/contacts/00000000000000000000000000000000";
+    assert_eq!(get(&client, &server.url(missing), &key).await.0, 404);
+    assert_eq!(
+        get(&client, &server.url("/auth/me"), wrong_key).await.0,
+        401
+    );
+    let outside = client
+        .get(format!("{site}/nothing-here"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(outside.status().as_u16(), 404);
+    let expected = [
+        ("GET", "/v1/auth/me".to_owned(), "200"),
+        ("POST", "/v1/contacts".to_owned(), "200"),
+        ("GET", format!("/v1{missing}"), "404"),
+        ("GET", "/v1/auth/me".to_owned(), "401"),
+        ("GET", "/nothing-here".to_owned(), "404"),
+    ];
+
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("latency")).collect();
+    assert_eq!(lines.len(), expected.len(), "one line per request:\n{log}");
+    for (line, (method, path, status)) in lines.iter().zip(&expected) {
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == '=' || c == '"')
+            .collect();
+        assert!(words.contains(method), "{method} in {line}");
+        assert!(words.contains(&path.as_str()), "{path} in {line}");
+        assert!(words.contains(status), "{status} in {line}");
+    }
+    let secret = &key[bellbook::auth::key_prefix(&key).len()..];
+    for leak in [key.as_str(), secret, wrong_key] {
+        assert!(!log.contains(leak), "{leak} leaked into the log:\n{log}");
+    }
+    assert!(
+        !log.to_ascii_lowercase().contains("bearer"),
+        "an Authorization value in the log:\n{log}"
+    );
+}
+
+/// Creates contacts from several workers until the server dies; reports
+/// every acknowledged one.
+fn spawn_writers(
+    base: &str,
+    acknowledged: &tokio::sync::mpsc::UnboundedSender<Value>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    const WORKERS: usize = 8;
+    // Only a bound on a runaway loop; the test kills the server far sooner.
+    const MAX_CONTACTS: u32 = 20_000;
+    let next = Arc::new(AtomicU32::new(0));
+    let client = client();
+    (0..WORKERS)
+        .map(|_| {
+            let url = format!("{base}/contacts");
+            let client = client.clone();
+            let next = next.clone();
+            let acknowledged = acknowledged.clone();
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    if n >= MAX_CONTACTS {
+                        return;
+                    }
+                    let body = json!({
+                        "identifier": format!("+39 333 {n:07}"),
+                        "source": "whatsapp",
+                        "name": format!("Durable {n}"),
+                        "tags": ["sales", "Call back"],
+                        "custom_fields": {"zipCode": format!("{n:05}"), "orderNumber": n}
+                    });
+                    let sent = client
+                        .post(&url)
+                        .bearer_auth(DEMO_API_KEY)
+                        .json(&body)
+                        .send()
+                        .await;
+                    // Refused or cut off: the server is gone.
+                    let Ok(response) = sent else { return };
+                    let status = response.status().as_u16();
+                    let Ok(text) = response.text().await else {
+                        return;
+                    };
+                    assert_eq!(status, 200, "a create failed: {text}");
+                    let reply: Value = serde_json::from_str(&text).expect("a 200 carries JSON");
+                    if acknowledged.send(reply["contact"][0].clone()).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn acknowledged_contacts_survive_kill_9(backend: Backend) {
+    /// Acknowledged creates before the kill.
+    const KILL_AFTER: usize = 60;
+    let (_database, url) = TestDatabase::create(backend).await;
+    // A fixed public URL keeps `href`s equal across the restart; no rate
+    // limit, so every refusal would be a real one.
+    let flags = [
+        "--demo",
+        "--rate-limit-rps",
+        "0",
+        "--public-url",
+        "http://bellbook.test",
+    ];
+    let mut server = Server::start(&url, &flags);
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let writers = spawn_writers(&server.base, &sender);
+    drop(sender);
+    let mut acknowledged: Vec<Value> = Vec::new();
+    while acknowledged.len() < KILL_AFTER {
+        let contact = receiver
+            .recv()
+            .await
+            .unwrap_or_else(|| panic!("the writers stopped early\n{}", server.log()));
+        acknowledged.push(contact);
+    }
+    // The writers are still sending: requests are in flight.
+    let status = server.kill_9();
+    assert!(!status.success(), "killed, not exited: {status}");
+    while let Some(contact) = receiver.recv().await {
+        acknowledged.push(contact);
+    }
+    for writer in writers {
+        writer.await.expect("a writer failed");
+    }
+    drop(server);
+
+    let server = Server::start(&url, &flags);
+    let client = client();
+    for contact in &acknowledged {
+        let uuid = contact["uuid"].as_str().expect("uuid");
+        let (status, found) = get(
+            &client,
+            &server.url(&format!("/contacts/{uuid}")),
+            DEMO_API_KEY,
+        )
+        .await;
+        assert_eq!(status, 200, "acknowledged contact {uuid} lost: {found}");
+        assert_eq!(&found["contact"][0], contact, "contact {uuid} changed");
+    }
+    // Nothing is half there: every contact that exists has all of what its
+    // create asked for.
+    let mut durable = 0;
+    let mut next = server.url("/contacts");
+    loop {
+        let (status, page) = get(&client, &next, DEMO_API_KEY).await;
+        assert_eq!(status, 200, "{page}");
+        for contact in page["contacts"].as_array().expect("contacts") {
+            if contact["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Durable "))
+            {
+                durable += 1;
+                assert_eq!(contact["tags"], json!(["sales", "Call back"]), "{contact}");
+                let fields = contact["customFields"].as_object().expect("fields");
+                assert_eq!(fields.len(), 2, "{contact}");
+            }
+        }
+        match page["meta"]["next"].as_str() {
+            Some(cursor) => {
+                let cursor: String = form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
+                next = server.url(&format!("/contacts?after={cursor}"));
+            }
+            None => break,
+        }
+    }
+    assert!(durable >= acknowledged.len(), "{durable} contacts listed");
+}
+
+on_both_backends!(
+    first_run_prints_a_working_key_once,
+    demo_twice_loads_nothing_new,
+    admin_commands_work_while_a_server_runs,
+    sigterm_finishes_the_request_in_flight_and_exits_zero,
+    the_request_log_has_a_line_per_request_and_no_secrets,
+    acknowledged_contacts_survive_kill_9,
+);
