@@ -6,9 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::extract::{
-    JsonObject, OptionalJsonObject, PageQuery, PathParam, Query, nullable, parse_fields, path_id,
-};
+use super::extract::{JsonObject, PageQuery, PathParam, Query, nullable, parse_fields, path_id};
 use super::views::{
     ContactBotEnvelope, ContactBotView, ContactInArray, MessageList, MessageView, PageMeta,
     SingleContact, Success, page_count,
@@ -38,7 +36,6 @@ pub async fn open(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(uuid): PathParam,
-    _body: OptionalJsonObject,
 ) -> ApiResult<Json<ContactInArray>> {
     let id = contact_id(&uuid)?;
     let record = app
@@ -62,7 +59,6 @@ pub async fn close(
     State(app): State<AppState>,
     caller: Caller,
     PathParam(uuid): PathParam,
-    _body: OptionalJsonObject,
 ) -> ApiResult<Json<SingleContact>> {
     let id = contact_id(&uuid)?;
     let record = app

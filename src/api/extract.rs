@@ -19,30 +19,15 @@ use crate::error::{ApiError, ApiResult};
 /// A request body that must be a JSON object.
 pub struct JsonObject(pub Map<String, Value>);
 
-/// A request body that may be absent (read as `{}`), else a JSON object.
-pub struct OptionalJsonObject(pub Map<String, Value>);
-
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
-        read_object(req, state, false).await.map(JsonObject)
+        read_object(req, state).await.map(JsonObject)
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for OptionalJsonObject {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
-        read_object(req, state, true).await.map(OptionalJsonObject)
-    }
-}
-
-async fn read_object<S: Send + Sync>(
-    req: Request,
-    state: &S,
-    may_be_empty: bool,
-) -> ApiResult<Map<String, Value>> {
+async fn read_object<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Map<String, Value>> {
     if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
         let media_type = content_type
             .to_str()
@@ -66,47 +51,46 @@ async fn read_object<S: Send + Sync>(
         }
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        if may_be_empty {
-            return Ok(Map::new());
-        }
         return Err(ApiError::bad_request(
             "invalid_json",
             "the request body is empty; send a JSON object",
         ));
     }
-    let text = tolerate_trailing_commas(&bytes);
-    match serde_json::from_slice::<Value>(&text) {
-        Ok(Value::Object(map)) => {
-            let mut nul_fields = Vec::new();
-            find_nul_characters(&map, "", &mut nul_fields);
-            if !nul_fields.is_empty() {
-                return Err(ApiError::validation(
-                    nul_fields
-                        .into_iter()
-                        .map(|field| {
-                            let message = format!(
-                                "'{field}' contains a NUL character, which no text may hold"
-                            );
-                            FieldError::new(field, "invalid_character", message)
-                        })
-                        .collect(),
-                ));
-            }
-            Ok(map)
-        }
-        Ok(_) => Err(ApiError::bad_request(
-            "body_not_object",
-            "the request body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::bad_request(
+    parse_object(&bytes)
+}
+
+/// A body as JSON object. Besides plain JSON (a trailing comma before `}` or
+/// `]` tolerated), a JSON *string* holding an object is read as that
+/// object: axios sends string bodies it cannot parse that way, which is
+/// what Callbell's own Node examples for update_funnel do.
+fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
+    let invalid = |e: serde_json::Error| {
+        ApiError::bad_request(
             "invalid_json",
             format!("the request body is not valid JSON: {e}"),
-        )),
+        )
+    };
+    match serde_json::from_slice::<Value>(&tolerate_trailing_commas(bytes)).map_err(invalid)? {
+        Value::Object(map) => Ok(map),
+        Value::String(inner) if inner.trim_start().starts_with('{') => {
+            match serde_json::from_slice::<Value>(&tolerate_trailing_commas(inner.as_bytes()))
+                .map_err(invalid)?
+            {
+                Value::Object(map) => Ok(map),
+                _ => Err(not_an_object()),
+            }
+        }
+        _ => Err(not_an_object()),
     }
 }
 
+fn not_an_object() -> ApiError {
+    ApiError::bad_request("body_not_object", "the request body must be a JSON object")
+}
+
 /// Collects the paths of strings (and keys) holding U+0000: no database
-/// column may store one, so such input is refused before it gets there.
+/// column may store one (PostgreSQL text cannot), so such input is refused
+/// before it gets there.
 fn find_nul_characters(map: &Map<String, Value>, prefix: &str, found: &mut Vec<String>) {
     fn visit(value: &Value, path: String, found: &mut Vec<String>) {
         match value {
@@ -205,6 +189,32 @@ pub fn parse_fields<T: DeserializeOwned + Default>(
                 body.insert((*canonical).to_owned(), value);
             }
         }
+    }
+    // Unknown keys are ignored (SPEC §1), so only the keys `T` reads are
+    // checked for characters no database column can hold.
+    let mut ignored = Vec::new();
+    let _ = serde_ignored::deserialize(Value::Object(body.clone()), |path| {
+        ignored.push(path.to_string());
+    })
+    .map(|_: T| ());
+    let mut nul_fields = Vec::new();
+    find_nul_characters(&body, "", &mut nul_fields);
+    for field in nul_fields {
+        let key = field
+            .split(['.', '['])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if ignored.contains(&key) {
+            continue;
+        }
+        let shown = field.replace('\0', "\\0");
+        errors.push(FieldError::new(
+            shown.clone(),
+            "invalid_character",
+            format!("'{shown}' contains a NUL character, which no text may hold"),
+        ));
+        body.remove(&key);
     }
     if let Ok(parsed) = serde_json::from_value::<T>(Value::Object(body.clone())) {
         return (parsed, errors);
@@ -476,6 +486,38 @@ mod tests {
         let mut found = Vec::new();
         find_nul_characters(&body, "", &mut found);
         assert_eq!(found, ["name", "tags[1]", "custom_fields.k"]);
+    }
+
+    #[test]
+    fn json_strings_holding_objects_are_read_as_the_object() {
+        let axios = serde_json::to_vec(&json!("{\n  \"funnel_id\": \"x\",\n }")).expect("json");
+        assert_eq!(
+            parse_object(&axios).ok(),
+            Some(object(json!({"funnel_id": "x"})))
+        );
+        assert_eq!(
+            parse_object(b"{\"a\": 1}").ok(),
+            Some(object(json!({"a": 1})))
+        );
+        for not_object in [&b"\"\""[..], b"\"text\"", b"[1]", b"5", b"\"[1]\"", b"null"] {
+            let code = parse_object(not_object).err().map(|e| e.code().to_owned());
+            assert_eq!(code.as_deref(), Some("body_not_object"));
+        }
+        for broken in [&b"{\"a\":"[..], br#""{\"a\": nope}""#] {
+            let code = parse_object(broken).err().map(|e| e.code().to_owned());
+            assert_eq!(code.as_deref(), Some("invalid_json"));
+        }
+    }
+
+    #[test]
+    fn nul_characters_in_read_fields_are_refused_and_in_ignored_ones_ignored() {
+        let body = object(json!({"name": "a\u{0}b", "color": "x\u{0}"}));
+        let (parsed, errors) = parse_fields::<Sample>(body, &[]);
+        let errors = errors.into_vec();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "name");
+        assert_eq!(errors[0].code, "invalid_character");
+        assert!(parsed.name.is_none());
     }
 
     #[test]

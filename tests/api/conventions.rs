@@ -310,7 +310,54 @@ async fn rate_limit_zero_disables_it(backend: Backend) {
     }
 }
 
+async fn json_answers_name_their_charset(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for reply in [
+        app.get("/contacts").await,
+        app.get("/nothing").await,
+        send(app.client.get(app.url("/contacts"))).await,
+    ] {
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json; charset=utf-8"),
+            "{}",
+            reply.text
+        );
+    }
+}
+
+/// No database text column can hold U+0000 (PostgreSQL refuses it), so it
+/// is refused up front, the same on both backends.
+async fn nul_characters_are_refused_not_stored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let reply = app
+        .post(
+            "/contacts",
+            json!({"identifier": "1", "source": "whatsapp", "name": "A\u{0}B", "note": "n\u{0}"}),
+        )
+        .await;
+    reply.assert_error(422, "invalid_character");
+    assert_eq!(reply.error_fields(), ["name", "note"]);
+    // In a key the API ignores, it is ignored with the key.
+    app.post(
+        "/contacts",
+        json!({"identifier": "2", "source": "whatsapp", "name": "B", "extra": "\u{0}"}),
+    )
+    .await
+    .assert_status(200);
+    app.get("/contacts?q=a%00b")
+        .await
+        .assert_error(400, "invalid_query");
+    app.get("/contacts/bsuid/a%00b")
+        .await
+        .assert_error(404, "not_found");
+    let listed = app.get("/contacts").await;
+    assert_eq!(listed.body["contacts"].as_array().map(Vec::len), Some(1));
+}
+
 on_both_backends!(
+    json_answers_name_their_charset,
+    nul_characters_are_refused_not_stored,
     requests_without_a_valid_key_are_refused,
     revoked_keys_stop_working,
     keys_are_stored_only_as_hashes,
