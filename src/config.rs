@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BELLBOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Keep the rate limit in Redis (redis://HOST:PORT), shared by every
+    /// process on the same database; without it each process limits alone.
+    #[arg(long, env = "BELLBOOK_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 /// What the server needs to start, however it was configured.
@@ -49,6 +54,7 @@ pub struct Settings {
     pub demo: bool,
     pub rate_limit_rps: u32,
     pub max_body_bytes: usize,
+    pub redis_url: Option<String>,
 }
 
 impl Settings {
@@ -60,6 +66,7 @@ impl Settings {
             demo: false,
             rate_limit_rps: 300,
             max_body_bytes: 1024 * 1024,
+            redis_url: None,
         }
     }
 }
@@ -72,6 +79,7 @@ impl From<&ServeArgs> for Settings {
             demo: args.demo,
             rate_limit_rps: args.rate_limit_rps,
             max_body_bytes: args.max_body_bytes,
+            redis_url: args.redis_url.clone(),
         }
     }
 }

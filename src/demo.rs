@@ -220,9 +220,11 @@ pub fn snapshot() -> Result<AccountSnapshot, StoreError> {
     )];
 
     Ok(AccountSnapshot {
+        id: None,
         uuid: id(DEMO_ACCOUNT_UUID)?,
         name: "demo".into(),
         created_at: created,
+        contact_seq: 0,
         api_keys: vec![ApiKeyRecord {
             uuid: key.uuid,
             account_id: crate::store::AccountId(0),

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod copy;
 pub mod cursor;
 pub mod demo;
 pub mod domain;
@@ -30,9 +31,14 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("no secure randomness available: {0}")]
     Randomness(#[from] getrandom::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
+
+/// The name of the shared value that tells deployments apart in Redis.
+const DEPLOYMENT_ID: &str = "deployment_id";
 
 /// The account made on first start, with its key (shown only this once).
 #[derive(Debug, Clone)]
@@ -69,11 +75,21 @@ impl App {
         let cursor_key = store
             .shared_secret(cursor::CURSOR_SECRET, random_hex(32)?)
             .await?;
+        let limiter = match &settings.redis_url {
+            Some(redis_url) => {
+                // Every process on this database shares one namespace, and
+                // no other deployment on the same Redis collides with it.
+                let deployment = store.shared_secret(DEPLOYMENT_ID, random_hex(16)?).await?;
+                ratelimit::RateLimiter::shared(settings.rate_limit_rps, redis_url, &deployment)
+                    .await?
+            }
+            None => ratelimit::RateLimiter::local(settings.rate_limit_rps),
+        };
         let state = Arc::new(api::AppContext {
             store: store.clone(),
             links: api::views::Links::new(&public_url),
             cursors: cursor::CursorSigner::new(&cursor_key),
-            limiter: ratelimit::RateLimiter::new(settings.rate_limit_rps),
+            limiter,
         });
         Ok(App {
             listener,

@@ -36,6 +36,16 @@ enum Command {
     Keys(KeysCommand),
     /// Bring the database schema up to date, then exit.
     Migrate(DatabaseArgs),
+    /// Copy everything from one database to another, empty one (SQLite to
+    /// PostgreSQL and back).
+    Copy {
+        /// The database to copy from.
+        #[arg(long)]
+        from: String,
+        /// The database to copy into; it must hold no accounts.
+        #[arg(long)]
+        to: String,
+    },
     /// Copy a SQLite database, consistent at one instant, to a new file.
     Backup {
         /// The file to write; it must not exist yet.
@@ -112,6 +122,7 @@ async fn main() -> ExitCode {
         Command::Accounts(command) => accounts(command).await,
         Command::Keys(command) => keys(command).await,
         Command::Migrate(database) => migrate(&database).await,
+        Command::Copy { from, to } => copy(&from, &to).await,
         Command::Backup { to, database } => backup(&database, &to).await,
     };
     match outcome {
@@ -287,6 +298,21 @@ fn no_account(
         bellbook::store::StoreError::NotFound => format!("no account '{name}'").into(),
         other => other.into(),
     }
+}
+
+async fn copy(from: &str, to: &str) -> CliResult {
+    let summary = bellbook::copy::copy_database(from, to, |p| {
+        eprintln!(
+            "account {}/{} '{}': {}/{} contacts",
+            p.account_number, p.accounts, p.account, p.contacts_copied, p.contacts_total
+        );
+    })
+    .await?;
+    eprintln!(
+        "Copied {} account(s) and {} contact(s).",
+        summary.accounts, summary.contacts
+    );
+    Ok(())
 }
 
 async fn backup(database: &DatabaseArgs, to: &str) -> CliResult {

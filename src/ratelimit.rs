@@ -1,10 +1,11 @@
 //! The per-account request limit of SPEC §1: a token bucket holding one
-//! second's worth of requests, refilled continuously.
+//! second's worth of requests, refilled continuously. Kept in this process,
+//! or in Redis so that every process of a deployment shares one budget.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::store::AccountId;
 
@@ -27,41 +28,102 @@ pub struct Decision {
     pub retry_after_secs: u64,
 }
 
+impl Decision {
+    fn new(per_second: u32, allowed: bool, tokens_left: f64) -> Self {
+        let rate = f64::from(per_second);
+        Decision {
+            allowed,
+            limit: per_second,
+            remaining: tokens_left.max(0.0).floor() as u32,
+            retry_after_secs: if allowed {
+                0
+            } else {
+                ((1.0 - tokens_left) / rate).ceil().max(1.0) as u64
+            },
+        }
+    }
+}
+
+/// Limits requests, in this process or shared through Redis.
+pub struct RateLimiter {
+    per_second: u32,
+    local: LocalBuckets,
+    shared: Option<SharedBuckets>,
+}
+
+impl RateLimiter {
+    /// Limits each account to `per_second` requests in this process;
+    /// `per_second == 0` disables limiting.
+    pub fn local(per_second: u32) -> Self {
+        RateLimiter {
+            per_second,
+            local: LocalBuckets::default(),
+            shared: None,
+        }
+    }
+
+    /// Limits each account to `per_second` requests across every process
+    /// that uses this Redis server with the same `namespace` (the
+    /// deployment: every process on one database).
+    pub async fn shared(
+        per_second: u32,
+        redis_url: &str,
+        namespace: &str,
+    ) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(redis_url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1);
+        let connection = client.get_connection_manager_with_config(config).await?;
+        Ok(RateLimiter {
+            per_second,
+            local: LocalBuckets::default(),
+            shared: Some(SharedBuckets {
+                connection,
+                namespace: namespace.to_owned(),
+                script: redis::Script::new(TOKEN_BUCKET),
+            }),
+        })
+    }
+
+    /// `None` when limiting is off.
+    pub async fn check(&self, key: RateKey) -> Option<Decision> {
+        if self.per_second == 0 {
+            return None;
+        }
+        if let Some(shared) = &self.shared {
+            match shared.take(key, self.per_second).await {
+                Ok(decision) => return Some(decision),
+                // Redis being away must not take the API down with it: this
+                // request is limited by the process's own bucket instead.
+                Err(error) => {
+                    tracing::warn!(%error, "rate limit: Redis unavailable, limiting locally")
+                }
+            }
+        }
+        Some(self.local.take(key, self.per_second, Instant::now()))
+    }
+}
+
+/// Buckets kept in this process.
+#[derive(Debug, Default)]
+struct LocalBuckets {
+    buckets: Mutex<HashMap<RateKey, Bucket>>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
     updated: Instant,
 }
 
-/// Limits requests in this process.
-#[derive(Debug)]
-pub struct RateLimiter {
-    per_second: u32,
-    buckets: Mutex<HashMap<RateKey, Bucket>>,
-}
-
 /// Buckets kept before idle (full) ones are dropped.
 const MAX_BUCKETS: usize = 10_000;
 
-impl RateLimiter {
-    /// `per_second == 0` disables limiting.
-    pub fn new(per_second: u32) -> Self {
-        RateLimiter {
-            per_second,
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `None` when limiting is off.
-    pub fn check(&self, key: RateKey) -> Option<Decision> {
-        self.check_at(key, Instant::now())
-    }
-
-    fn check_at(&self, key: RateKey, now: Instant) -> Option<Decision> {
-        if self.per_second == 0 {
-            return None;
-        }
-        let rate = f64::from(self.per_second);
+impl LocalBuckets {
+    fn take(&self, key: RateKey, per_second: u32, now: Instant) -> Decision {
+        let rate = f64::from(per_second);
         // A poisoned lock only means another request panicked mid-update;
         // the counts are still usable.
         let mut buckets = self
@@ -84,24 +146,62 @@ impl RateLimiter {
         if allowed {
             bucket.tokens -= 1.0;
         }
-        let retry_after_secs = if allowed {
-            0
-        } else {
-            ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64
+        Decision::new(per_second, allowed, bucket.tokens)
+    }
+}
+
+/// The same bucket in Redis, updated atomically by a script that reads
+/// Redis's own clock, so the processes' clocks need not agree.
+const TOKEN_BUCKET: &str = r#"
+local rate = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or rate
+local at = tonumber(state[2]) or now
+tokens = math.min(rate, tokens + math.max(0, now - at) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], 60)
+return {allowed, tostring(tokens)}
+"#;
+
+struct SharedBuckets {
+    connection: redis::aio::ConnectionManager,
+    namespace: String,
+    script: redis::Script,
+}
+
+impl SharedBuckets {
+    async fn take(&self, key: RateKey, per_second: u32) -> redis::RedisResult<Decision> {
+        let name = match key {
+            RateKey::Account(account) => {
+                format!("bellbook:{}:rate:account:{}", self.namespace, account.0)
+            }
+            RateKey::Client(ip) => format!("bellbook:{}:rate:client:{ip}", self.namespace),
         };
-        Some(Decision {
-            allowed,
-            limit: self.per_second,
-            remaining: bucket.tokens.floor() as u32,
-            retry_after_secs,
-        })
+        let mut connection = self.connection.clone();
+        let (allowed, tokens): (i64, String) = self
+            .script
+            .key(name)
+            .arg(per_second)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(Decision::new(
+            per_second,
+            allowed == 1,
+            tokens.parse().unwrap_or(0.0),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn account(id: i64) -> RateKey {
         RateKey::Account(AccountId(id))
@@ -109,17 +209,15 @@ mod tests {
 
     #[test]
     fn allows_a_second_of_requests_then_refuses() {
-        let limiter = RateLimiter::new(3);
+        let buckets = LocalBuckets::default();
         let now = Instant::now();
-        let remaining: Vec<_> = (0..3)
-            .map(|_| limiter.check_at(account(1), now).expect("on"))
-            .collect();
-        assert!(remaining.iter().all(|d| d.allowed));
+        let decisions: Vec<_> = (0..3).map(|_| buckets.take(account(1), 3, now)).collect();
+        assert!(decisions.iter().all(|d| d.allowed));
         assert_eq!(
-            remaining.iter().map(|d| d.remaining).collect::<Vec<_>>(),
+            decisions.iter().map(|d| d.remaining).collect::<Vec<_>>(),
             [2, 1, 0]
         );
-        let refused = limiter.check_at(account(1), now).expect("on");
+        let refused = buckets.take(account(1), 3, now);
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after_secs, 1);
         assert_eq!(refused.limit, 3);
@@ -127,21 +225,20 @@ mod tests {
 
     #[test]
     fn accounts_have_separate_buckets_that_refill() {
-        let limiter = RateLimiter::new(1);
+        let buckets = LocalBuckets::default();
         let now = Instant::now();
-        assert!(limiter.check_at(account(1), now).expect("on").allowed);
-        assert!(!limiter.check_at(account(1), now).expect("on").allowed);
-        assert!(limiter.check_at(account(2), now).expect("on").allowed);
+        assert!(buckets.take(account(1), 1, now).allowed);
+        assert!(!buckets.take(account(1), 1, now).allowed);
+        assert!(buckets.take(account(2), 1, now).allowed);
         assert!(
-            limiter
-                .check_at(account(1), now + Duration::from_secs(1))
-                .expect("on")
+            buckets
+                .take(account(1), 1, now + Duration::from_secs(1))
                 .allowed
         );
     }
 
-    #[test]
-    fn zero_disables() {
-        assert_eq!(RateLimiter::new(0).check(account(1)), None);
+    #[tokio::test]
+    async fn zero_disables() {
+        assert_eq!(RateLimiter::local(0).check(account(1)).await, None);
     }
 }

@@ -157,7 +157,7 @@ async fn guard(State(app): State<AppState>, mut request: Request, next: Next) ->
         Some(caller) => RateKey::Account(caller.account),
         None => RateKey::Client(client_address(&request)),
     };
-    let decision = app.limiter.check(key);
+    let decision = app.limiter.check(key).await;
     let mut response = match caller {
         _ if decision.is_some_and(|d| !d.allowed) => {
             ApiError::rate_limited(decision.map_or(1, |d| d.retry_after_secs)).into_response()

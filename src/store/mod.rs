@@ -299,6 +299,28 @@ pub trait AdminStore: Send + Sync {
     /// Writes a whole account in one transaction. Returns `false`, changing
     /// nothing, when an account with that uuid already exists.
     async fn import_account(&self, snapshot: &AccountSnapshot) -> StoreResult<bool>;
+    /// Adds contacts (with their messages) to an imported account, in one
+    /// transaction.
+    async fn import_contacts(
+        &self,
+        account: AccountId,
+        contacts: &[ContactSnapshot],
+    ) -> StoreResult<()>;
+    /// An account with its settings and keys; `contacts` left empty (see
+    /// [`AdminStore::export_contacts`]).
+    async fn export_account(&self, account: AccountId) -> StoreResult<AccountSnapshot>;
+    /// Up to `limit` contacts after sequence number `after_seq`, oldest first.
+    async fn export_contacts(
+        &self,
+        account: AccountId,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ContactSnapshot>>;
+    async fn shared_secrets(&self) -> StoreResult<Vec<(String, String)>>;
+    /// Sets shared secrets, replacing any of the same name.
+    async fn replace_shared_secrets(&self, secrets: &[(String, String)]) -> StoreResult<()>;
+    /// Makes the database ready for new rows after imports that kept ids.
+    async fn finish_import(&self) -> StoreResult<()>;
 }
 
 /// The settings of SPEC §2.

@@ -6,15 +6,20 @@ use crate::domain::contact::ContactRecord;
 use crate::domain::settings::{Bot, Channel, CustomField, Funnel, Tag, Team, User};
 use crate::domain::{PublicId, Timestamp};
 
-use super::{ApiKeyRecord, MessageRecord};
+use super::{AccountId, ApiKeyRecord, MessageRecord};
 
 /// Row ids (`id` fields) inside are ignored on import: the target database
 /// assigns its own.
 #[derive(Debug, Clone)]
 pub struct AccountSnapshot {
+    /// The account's own row id, kept when copying between databases (its
+    /// cursors name it); `None` lets the target choose.
+    pub id: Option<AccountId>,
     pub uuid: PublicId,
     pub name: String,
     pub created_at: Timestamp,
+    /// The last contact sequence number handed out (0 for a new account).
+    pub contact_seq: i64,
     pub api_keys: Vec<ApiKeyRecord>,
     pub users: Vec<User>,
     pub teams: Vec<TeamSnapshot>,
@@ -39,6 +44,9 @@ pub struct TeamSnapshot {
 /// assigned user by e-mail, tags and custom fields by name.
 #[derive(Debug, Clone)]
 pub struct ContactSnapshot {
+    /// The contact's place in its account's creation order, kept when
+    /// copying (cursors name it); `None` takes the next one.
+    pub seq: Option<i64>,
     pub contact: ContactRecord,
     pub updated_at: Timestamp,
     pub messages: Vec<super::MessageRecord>,
@@ -48,6 +56,7 @@ impl ContactSnapshot {
     pub fn new(contact: ContactRecord, messages: Vec<MessageRecord>) -> Self {
         let updated_at = contact.created_at;
         ContactSnapshot {
+            seq: None,
             contact,
             updated_at,
             messages,

@@ -20,6 +20,10 @@ pub use bellbook::demo::DEMO_API_KEY;
 
 /// The PostgreSQL server tests create their databases on. Tests fail,
 /// rather than skip, when it cannot be reached.
+pub fn redis_url() -> String {
+    std::env::var("BELLBOOK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 pub fn postgres_admin_url() -> String {
     std::env::var("BELLBOOK_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
@@ -146,7 +150,8 @@ pub struct TestApp {
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
-    _database: TestDatabase,
+    /// Owned by the first server on it, dropped after the test.
+    _database: Option<TestDatabase>,
 }
 
 impl TestApp {
@@ -162,16 +167,53 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let (database, url) = TestDatabase::create(backend).await;
+        TestApp::start(Some(database), url, None, configure).await
+    }
+
+    /// Another server on this one's database, as a second process of the
+    /// same deployment would be; it acts with the same key.
+    pub async fn sibling(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::start(
+            None,
+            self.database_url.clone(),
+            Some(self.key.clone()),
+            configure,
+        )
+        .await
+    }
+
+    /// A server on a database that already exists (and outlives it).
+    pub async fn spawn_on(
+        database_url: &str,
+        key: &str,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        TestApp::start(
+            None,
+            database_url.to_owned(),
+            Some(key.to_owned()),
+            configure,
+        )
+        .await
+    }
+
+    async fn start(
+        database: Option<TestDatabase>,
+        url: String,
+        key: Option<String>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut settings = Settings::new(url.clone());
         configure(&mut settings);
         let demo = settings.demo;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let app = App::build(settings, listener).await.expect("server starts");
         let port = app.port();
-        let key = match app.first_run() {
-            Some(first) => first.api_key.clone(),
-            None if demo => DEMO_API_KEY.to_owned(),
-            None => panic!("a fresh database creates a first account"),
+        let key = match (app.first_run(), key) {
+            (Some(first), _) => first.api_key.clone(),
+            (None, Some(key)) => key,
+            (None, None) if demo => DEMO_API_KEY.to_owned(),
+            (None, None) => panic!("a fresh database creates a first account"),
         };
         let store = app.store();
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -2,6 +2,7 @@
 //! fresh database and talks HTTP to it, once on SQLite and once on
 //! PostgreSQL (see `helpers::on_both_backends`).
 
+mod binary;
 mod conformance;
 mod helpers;
 
@@ -11,6 +12,8 @@ mod contacts_read;
 mod contacts_update;
 mod conventions;
 mod conversations;
+mod copy;
+mod deployment;
 mod docs_examples;
 mod lookups;
 mod openapi;

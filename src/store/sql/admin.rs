@@ -1,17 +1,13 @@
 //! Accounts, API keys, shared secrets and whole-account imports.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::contacts::{insert_contact_row, insert_message, next_contact_seq};
 use super::settings::{insert_channel_row, insert_team_row, insert_user_row};
-use super::{RowExt, SqlStore, db_error, flag};
-use crate::domain::contact::ContactRecord;
-use crate::domain::{PublicId, Source, Timestamp, fold_case};
-use crate::store::snapshot::AccountSnapshot;
+use super::{Backend, RowExt, SqlStore, db_error, transfer};
+use crate::domain::{PublicId, Source, Timestamp};
+use crate::store::snapshot::{AccountSnapshot, ContactSnapshot};
 use crate::store::{
     AccountId, AccountRecord, AdminStore, ApiKeyRecord, NewAccount, NewApiKey, StoreError,
     StoreResult,
@@ -60,7 +56,7 @@ async fn insert_account_row(
     account_from_row(&row)
 }
 
-async fn insert_key_row(
+pub(super) async fn insert_key_row(
     conn: &mut AnyConnection,
     account: AccountId,
     key: &NewApiKey,
@@ -80,6 +76,20 @@ async fn insert_key_row(
     .await
     .map_err(db_error)?;
     key_from_row(&row)
+}
+
+pub(super) async fn list_keys(
+    conn: &mut AnyConnection,
+    account: AccountId,
+) -> StoreResult<Vec<ApiKeyRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = $1 ORDER BY id"
+    )))
+    .bind(account.0)
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?;
+    rows.iter().map(key_from_row).collect()
 }
 
 #[async_trait]
@@ -178,14 +188,8 @@ impl AdminStore for SqlStore {
     }
 
     async fn list_api_keys(&self, account: AccountId) -> StoreResult<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = $1 ORDER BY id"
-        )))
-        .bind(account.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(key_from_row).collect()
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        list_keys(&mut conn, account).await
     }
 
     async fn revoke_api_key(
@@ -259,288 +263,79 @@ impl AdminStore for SqlStore {
         if exists > 0 {
             return Ok(false);
         }
-        import_settings(tx.conn(), snapshot).await?;
+        let account = transfer::import_settings(tx.conn(), snapshot).await?;
+        transfer::import_contacts(tx.conn(), account, &snapshot.contacts).await?;
         tx.commit().await?;
         Ok(true)
     }
-}
 
-/// Row ids of an imported account's settings, by the references contacts
-/// use: uuids for users, teams, channels, bots, funnels; folded names for
-/// tags, custom fields and e-mails.
-#[derive(Default)]
-struct ImportedIds {
-    users_by_email: HashMap<String, i64>,
-    teams: HashMap<PublicId, i64>,
-    channels: HashMap<PublicId, i64>,
-    bots: HashMap<PublicId, i64>,
-    funnels: HashMap<String, i64>,
-    tags: HashMap<String, i64>,
-    fields: HashMap<String, i64>,
-}
+    async fn import_contacts(
+        &self,
+        account: AccountId,
+        contacts: &[ContactSnapshot],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        transfer::import_contacts(tx.conn(), account, contacts).await?;
+        tx.commit().await
+    }
 
-async fn import_settings(conn: &mut AnyConnection, snapshot: &AccountSnapshot) -> StoreResult<()> {
-    let account =
-        insert_account_row(conn, snapshot.uuid, &snapshot.name, snapshot.created_at).await?;
-    let mut ids = ImportedIds::default();
-    for key in &snapshot.api_keys {
-        let new_key = NewApiKey {
-            uuid: key.uuid,
-            name: key.name.clone(),
-            prefix: key.prefix.clone(),
-            secret_hash: key.secret_hash.clone(),
-            created_at: key.created_at,
-        };
-        insert_key_row(conn, account.id, &new_key).await?;
-        if let Some(revoked_at) = key.revoked_at {
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE uuid = $2")
-                .bind(revoked_at.unix())
-                .bind(key.uuid.to_string())
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+    async fn export_account(&self, account: AccountId) -> StoreResult<AccountSnapshot> {
+        let mut tx = self.begin_read().await?;
+        let snapshot = transfer::export_settings(&mut tx, account).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(snapshot)
+    }
+
+    async fn export_contacts(
+        &self,
+        account: AccountId,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ContactSnapshot>> {
+        let mut tx = self.begin_read().await?;
+        let contacts = transfer::export_contacts(&mut tx, account, after_seq, limit).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(contacts)
+    }
+
+    async fn shared_secrets(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT name, value FROM server_secrets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| Ok((r.text("name")?, r.text("value")?)))
+            .collect()
+    }
+
+    async fn replace_shared_secrets(&self, secrets: &[(String, String)]) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for (name, value) in secrets {
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(name.clone())
+            .bind(value.clone())
+            .execute(tx.conn())
+            .await
+            .map_err(db_error)?;
         }
+        tx.commit().await
     }
-    let mut users_by_uuid = HashMap::new();
-    for user in &snapshot.users {
-        let id = insert_user_row(
-            conn,
-            account.id,
-            user.uuid,
-            &user.email,
-            &user.name,
-            user.owner,
-            user.created_at,
-        )
-        .await?;
-        ids.users_by_email.insert(fold_case(&user.email), id);
-        users_by_uuid.insert(user.uuid, id);
-    }
-    for team in &snapshot.teams {
-        let t = &team.team;
-        let id = insert_team_row(
-            conn,
-            account.id,
-            t.uuid,
-            &t.name,
-            t.is_default,
-            t.created_at,
-        )
-        .await?;
-        for member in &team.members {
-            let user_id = users_by_uuid.get(member).ok_or_else(|| {
-                StoreError::other(format!("team {} lists unknown member {member}", t.uuid))
-            })?;
-            sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(*user_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+
+    async fn finish_import(&self) -> StoreResult<()> {
+        // Accounts keep their ids when copied; PostgreSQL's identity
+        // sequence must then move past them (SQLite's rowid already does).
+        if self.backend == Backend::Postgres {
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('accounts', 'id'),
+                               GREATEST((SELECT max(id) FROM accounts), 1))",
+            )
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         }
-        ids.teams.insert(t.uuid, id);
+        Ok(())
     }
-    for c in &snapshot.channels {
-        let id = insert_channel_row(
-            conn,
-            account.id,
-            c.uuid,
-            &c.title,
-            c.kind,
-            c.main,
-            c.discarded_at,
-            c.created_at,
-        )
-        .await?;
-        ids.channels.insert(c.uuid, id);
-    }
-    for b in &snapshot.bots {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO bots (uuid, account_id, name, enabled, version, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(b.uuid.to_string())
-        .bind(account.id.0)
-        .bind(b.name.clone())
-        .bind(flag(b.enabled))
-        .bind(b.version)
-        .bind(b.created_at.unix())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        ids.bots.insert(b.uuid, id);
-    }
-    for f in &snapshot.funnels {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO funnels (uuid, account_id, name, emoji, position, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(f.uuid.to_string())
-        .bind(account.id.0)
-        .bind(f.name.clone())
-        .bind(f.emoji.clone())
-        .bind(f.position)
-        .bind(f.created_at.unix())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        ids.funnels.insert(f.uuid.to_string(), id);
-    }
-    for tag in &snapshot.tags {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tags (account_id, name, name_key, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(account.id.0)
-        .bind(tag.name.clone())
-        .bind(fold_case(&tag.name))
-        .bind(tag.created_at.unix())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        ids.tags.insert(fold_case(&tag.name), id);
-    }
-    for field in &snapshot.custom_fields {
-        let id = super::settings::insert_custom_field_row(
-            conn,
-            account.id,
-            &field.name,
-            field.kind,
-            &field.options,
-            field.created_at,
-        )
-        .await?;
-        ids.fields.insert(fold_case(&field.name), id);
-    }
-    for contact in &snapshot.contacts {
-        import_contact(
-            conn,
-            account.id,
-            &ids,
-            &contact.contact,
-            contact.updated_at,
-            &contact.messages,
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Resolves a contact's references against the imported settings and
-/// inserts it with its tags, values and messages.
-async fn import_contact(
-    conn: &mut AnyConnection,
-    account: AccountId,
-    ids: &ImportedIds,
-    contact: &ContactRecord,
-    updated_at: Timestamp,
-    messages: &[crate::store::MessageRecord],
-) -> StoreResult<()> {
-    let missing = |what: &str| {
-        StoreError::other(format!(
-            "contact {} refers to an unknown {what}",
-            contact.uuid
-        ))
-    };
-    let channel_id = *ids
-        .channels
-        .get(&contact.channel.uuid)
-        .ok_or_else(|| missing("channel"))?;
-    let team_id = match &contact.team {
-        Some(team) => Some(*ids.teams.get(&team.uuid).ok_or_else(|| missing("team"))?),
-        None => None,
-    };
-    let user_id = match &contact.assigned_user {
-        Some(email) => Some(
-            *ids.users_by_email
-                .get(&fold_case(email))
-                .ok_or_else(|| missing("user"))?,
-        ),
-        None => None,
-    };
-    let funnel_id = match &contact.funnel {
-        Some(funnel) => Some(
-            *ids.funnels
-                .get(&funnel.to_string())
-                .ok_or_else(|| missing("funnel"))?,
-        ),
-        None => None,
-    };
-    let bot = match &contact.bot {
-        Some(bot) => Some((
-            *ids.bots.get(&bot.bot.uuid).ok_or_else(|| missing("bot"))?,
-            bot,
-        )),
-        None => None,
-    };
-    let identifier = crate::domain::Identifier::parse(&contact.identifier, contact.source)
-        .map_err(|_| missing("identifier"))?;
-    let tag_ids = contact
-        .tags
-        .iter()
-        .map(|name| {
-            ids.tags
-                .get(&fold_case(name))
-                .copied()
-                .ok_or_else(|| missing("tag"))
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    let values = contact
-        .custom_fields
-        .iter()
-        .map(|v| {
-            let id = ids
-                .fields
-                .get(&fold_case(&v.name))
-                .copied()
-                .ok_or_else(|| missing("custom field"))?;
-            Ok((id, v.value.clone()))
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-
-    let seq = next_contact_seq(conn, account).await?;
-    let contact_id = insert_contact_row(
-        conn,
-        account,
-        seq,
-        &super::contacts::ContactRow {
-            uuid: contact.uuid,
-            conversation_uuid: contact.conversation_uuid,
-            name: &contact.name,
-            identifier: &identifier,
-            source: contact.source,
-            channel_id,
-            team_id,
-            assigned_user_id: user_id,
-            note: contact.note.as_deref(),
-            created_at: contact.created_at,
-            bot: bot.map(|(id, b)| crate::domain::contact::BotAssignment {
-                bot_id: id,
-                status: b.status,
-                version: b.version,
-            }),
-            bot_started_at: bot.and_then(|(_, b)| b.conversation_started_at),
-        },
-        &tag_ids,
-        &values,
-    )
-    .await?;
-    sqlx::query(
-        "UPDATE contacts SET avatar_url = $1, blocked_at = $2, bsuid = $3, closed_at = $4,
-                funnel_id = $5, updated_at = $6
-         WHERE id = $7",
-    )
-    .bind(contact.avatar_url.clone())
-    .bind(contact.blocked_at.map(Timestamp::unix))
-    .bind(contact.bsuid.clone())
-    .bind(contact.closed_at.map(Timestamp::unix))
-    .bind(funnel_id)
-    .bind(updated_at.unix())
-    .bind(contact_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    for message in messages {
-        insert_message(conn, contact_id, message).await?;
-    }
-    Ok(())
 }

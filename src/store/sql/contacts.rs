@@ -23,7 +23,8 @@ use crate::store::{
 };
 
 /// Every column a [`ContactRecord`] is built from, joined in one statement.
-const CONTACT_SELECT: &str = "SELECT c.id, c.uuid, c.seq, c.name, c.identifier, c.source,
+pub(super) const CONTACT_SELECT: &str =
+    "SELECT c.id, c.uuid, c.seq, c.updated_at, c.name, c.identifier, c.source,
         c.avatar_url, c.blocked_at, c.bsuid, c.note, c.created_at, c.conversation_uuid,
         c.closed_at, c.bot_status, c.bot_version, c.bot_started_at,
         ch.id AS ch_id, ch.uuid AS ch_uuid, ch.title AS ch_title, ch.type AS ch_type,
@@ -203,7 +204,7 @@ async fn record_event(
     insert_message(conn, contact_id, &event).await
 }
 
-fn message_from_row(row: &AnyRow) -> StoreResult<MessageRecord> {
+pub(super) fn message_from_row(row: &AnyRow) -> StoreResult<MessageRecord> {
     let kind = match row.text("kind")?.as_str() {
         "note" => MessageKind::Note,
         "event" => MessageKind::Event,
@@ -280,7 +281,7 @@ fn contact_from_row(row: &AnyRow) -> StoreResult<ContactRecord> {
 
 /// Turns joined contact rows into records, loading the tags and values of
 /// all of them in two statements.
-async fn contacts_from_rows(
+pub(super) async fn contacts_from_rows(
     conn: &mut AnyConnection,
     rows: &[AnyRow],
 ) -> StoreResult<Vec<ContactRecord>> {

@@ -7,6 +7,7 @@
 mod admin;
 mod contacts;
 mod settings;
+mod transfer;
 
 use std::str::FromStr;
 use std::time::Duration;
