@@ -10,6 +10,7 @@ use super::AppState;
 use super::extract::{
     FromQuery, JsonObject, PathParam, Query, QueryParams, nullable, parse_fields, path_id,
 };
+use super::openapi::EmailAddress;
 use super::views::{ContactInArray, ContactList, CursorMeta, SingleContact, Status, page_count};
 use crate::auth::Caller;
 use crate::cursor::Cursor;
@@ -101,21 +102,24 @@ impl<'de> Deserialize<'de> for IdentifierText {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreateContactRequest {
     /// The phone number on WhatsApp; unique per channel (by its digits).
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false)]
     pub identifier: Option<IdentifierText>,
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false)]
     pub source: Option<Source>,
-    #[schema(required = true, min_length = 1)]
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     pub name: Option<String>,
     pub tags: Option<TagNames>,
     /// Custom field name to value: a string, number, array of options
     /// (checkbox), or null for no value.
     pub custom_fields: Option<Map<String, Value>>,
     /// E-mail of the user to assign the contact to.
+    #[schema(value_type = Option<EmailAddress>)]
     pub assigned_user: Option<String>,
     /// Team; the default team when omitted.
+    #[schema(value_type = Option<PublicId>)]
     pub team_uuid: Option<String>,
     /// Channel; the main channel of `source` when omitted.
+    #[schema(value_type = Option<PublicId>)]
     pub channel_uuid: Option<String>,
     pub bot_status: Option<BotCommand>,
     /// At most 1000 characters.
@@ -188,15 +192,17 @@ impl CreateContactRequest {
 /// creation; sending them changes nothing.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateContactRequest {
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: Option<String>,
     /// Replaces the whole tag list (`[]` clears it).
     pub tags: Option<TagNames>,
     /// Merged: keys given are set, `null` removes a key, others stay.
     pub custom_fields: Option<Map<String, Value>>,
+    #[schema(value_type = Option<EmailAddress>)]
     pub assigned_user: Option<String>,
     /// `true` unassigns the contact (not together with `assigned_user`).
     pub unassign_user: Option<bool>,
+    #[schema(value_type = Option<PublicId>)]
     pub team_uuid: Option<String>,
     pub bot_status: Option<BotCommand>,
     /// `""` or `null` clears it.

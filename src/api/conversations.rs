@@ -75,7 +75,13 @@ pub async fn close(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NoteRequest {
     /// The note, at most 4096 characters.
-    #[schema(required = true, min_length = 1, max_length = 4096)]
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"\S"
+    )]
     pub text: Option<String>,
 }
 
@@ -133,7 +139,7 @@ pub async fn note(
 /// `update_funnel`: `funnel_id` is required; `null` takes the contact out
 /// of its funnel.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct UpdateFunnelRequest {
+pub struct SetFunnelRequest {
     /// A funnel uuid, or `null` to take the contact out of its funnel.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(required = true, value_type = Option<FunnelId>)]
@@ -146,7 +152,7 @@ pub struct UpdateFunnelRequest {
     path = "/contacts/{uuid}/conversation/update_funnel",
     tag = "conversations",
     params(("uuid" = PublicId, Path, description = "The contact")),
-    request_body = UpdateFunnelRequest,
+    request_body = SetFunnelRequest,
     responses((status = 200, description = "The contact with its new `funnelId`", body = ContactInArray))
 )]
 pub async fn update_funnel_put(
@@ -164,7 +170,7 @@ pub async fn update_funnel_put(
     path = "/contacts/{uuid}/messages/update_funnel",
     tag = "conversations",
     params(("uuid" = PublicId, Path, description = "The contact")),
-    request_body = UpdateFunnelRequest,
+    request_body = SetFunnelRequest,
     responses((status = 200, description = "The contact with its new `funnelId`", body = ContactInArray))
 )]
 pub async fn update_funnel_post(
@@ -183,7 +189,7 @@ async fn update_funnel(
     body: serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<Json<ContactInArray>> {
     let id = contact_id(&uuid)?;
-    let (request, errors) = parse_fields::<UpdateFunnelRequest>(body, &[]);
+    let (request, errors) = parse_fields::<SetFunnelRequest>(body, &[]);
     let mut errors = errors;
     let requested = match request.funnel_id {
         Some(funnel) => funnel,
@@ -306,7 +312,7 @@ pub async fn bot(
 /// `POST /contacts/:uuid/bot`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SetBotRequest {
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false)]
     pub status: Option<BotCommand>,
 }
 

@@ -302,12 +302,15 @@ impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// The deepest page of listings other than contacts' (which stop at 500).
+pub const MAX_LIST_PAGE: u32 = 100_000;
+
 /// `?page=N` alone.
 #[derive(Debug, Clone, Copy, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The page, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 100_000)]
     pub page: Option<u32>,
 }
 
@@ -319,7 +322,7 @@ impl PageQuery {
 
 impl FromQuery for PageQuery {
     fn from_query(query: &QueryParams) -> ApiResult<Self> {
-        query.page().map(|page| PageQuery { page: Some(page) })
+        query.list_page().map(|page| PageQuery { page: Some(page) })
     }
 }
 
@@ -339,10 +342,10 @@ impl QueryParams {
             .map(|(k, _)| k.as_str())
     }
 
-    /// A parameter that, when present and not empty, must parse as `T`.
+    /// A parameter that, when present, must parse as `T`.
     pub fn parse<T: FromStr>(&self, name: &str, expected: &str) -> ApiResult<Option<T>> {
         match self.get(name).map(str::trim) {
-            None | Some("") => Ok(None),
+            None => Ok(None),
             Some(text) => text.parse().map(Some).map_err(|_| {
                 ApiError::bad_request(
                     "invalid_query",
@@ -355,7 +358,7 @@ impl QueryParams {
     /// `true` or `false`.
     pub fn flag(&self, name: &str) -> ApiResult<Option<bool>> {
         match self.get(name).map(str::trim) {
-            None | Some("") => Ok(None),
+            None => Ok(None),
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
             Some(other) => Err(ApiError::bad_request(
@@ -384,6 +387,18 @@ impl QueryParams {
         }
         Ok(page)
     }
+
+    /// A page of a listing that goes up to [`MAX_LIST_PAGE`].
+    pub fn list_page(&self) -> ApiResult<u32> {
+        let page = self.page()?;
+        if page > MAX_LIST_PAGE {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("query parameter 'page' must be at most {MAX_LIST_PAGE}"),
+            ));
+        }
+        Ok(page)
+    }
 }
 
 /// A path parameter, percent-decoded. One that cannot even be decoded
@@ -408,6 +423,25 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
 pub fn path_id<T: FromStr>(text: &str, what: &str) -> ApiResult<T> {
     text.parse()
         .map_err(|_| ApiError::not_found(format!("{what} '{text}' does not exist in this account")))
+}
+
+/// A whole number, also when written with a zero fraction (`219.0`): JSON
+/// does not tell the two apart, and some clients write every number so.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    match <Option<serde_json::Number> as serde::Deserialize>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("must be a whole number")),
+    }
 }
 
 /// Deserializes `Some(None)` for an explicit `null` and `Some(Some(v))` for

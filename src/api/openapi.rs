@@ -82,7 +82,7 @@ use crate::error::ErrorBody;
         settings::funnels::update,
         settings::funnels::delete,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, crate::store::TagsMode)),
     modifiers(&Conventions),
 )]
 pub struct ApiDoc;
@@ -288,7 +288,9 @@ impl PartialSchema for IdentifierText {
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .max_length(Some(255)),
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some(r"\S")),
             )
             .item(
                 ObjectBuilder::new()
@@ -309,3 +311,34 @@ impl PartialSchema for crate::store::TagsMode {
     }
 }
 impl ToSchema for crate::store::TagsMode {}
+
+/// A short text that is not only white space: 1 to 255 characters.
+pub struct NonBlankText;
+
+impl PartialSchema for NonBlankText {
+    fn schema() -> RefOr<Schema> {
+        string_schema("1 to 255 characters, not only white space")
+            .min_length(Some(1))
+            .max_length(Some(255))
+            .pattern(Some(r"\S"))
+            .into()
+    }
+}
+impl ToSchema for NonBlankText {}
+
+/// An e-mail address as bellbook checks them. The pattern describes the
+/// plain ASCII addresses it accepts (within RFC 5321's lengths); the
+/// server takes some internationalised ones too.
+pub struct EmailAddress;
+
+impl PartialSchema for EmailAddress {
+    fn schema() -> RefOr<Schema> {
+        string_schema("An e-mail address")
+            .max_length(Some(254))
+            .pattern(Some(
+                r"^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+            ))
+            .into()
+    }
+}
+impl ToSchema for EmailAddress {}

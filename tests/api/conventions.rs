@@ -355,7 +355,28 @@ async fn nul_characters_are_refused_not_stored(backend: Backend) {
     assert_eq!(listed.body["contacts"].as_array().map(Vec::len), Some(1));
 }
 
+/// A query parameter given empty is a bad value, not an absent one; and
+/// the pages of the short listings stop somewhere.
+async fn empty_and_out_of_range_query_values_are_bad_values(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for path in [
+        "/contacts?team_uuid=",
+        "/contacts?source=",
+        "/contacts?page=",
+        "/contacts?include_field_types=",
+        "/channels?type=",
+        "/teams?page=100001",
+        "/channels?page=100001",
+    ] {
+        app.get(path).await.assert_error(400, "invalid_query");
+    }
+    app.get("/teams?page=100000").await.assert_status(200);
+    // Free-text filters may be empty: they then filter nothing.
+    app.get("/contacts?q=&tags=").await.assert_status(200);
+}
+
 on_both_backends!(
+    empty_and_out_of_range_query_values_are_bad_values,
     json_answers_name_their_charset,
     nul_characters_are_refused_not_stored,
     requests_without_a_valid_key_are_refused,

@@ -92,3 +92,63 @@ on_both_backends!(
     every_route_is_documented,
     request_bodies_have_schemas,
 );
+
+/// utoipa names a schema after its Rust type, without the module: two types
+/// of one name would silently share one entry of the document (it happened
+/// twice). Every type that has a schema must have its own name.
+#[test]
+fn schema_type_names_are_unique() {
+    fn rust_files(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("source dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, files);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut names: Vec<(String, String)> = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("source file");
+        let mut derives_schema = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("#[derive(") {
+                derives_schema = line.contains("ToSchema");
+                continue;
+            }
+            let declared = line
+                .strip_prefix("pub struct ")
+                .or_else(|| line.strip_prefix("pub enum "))
+                .filter(|_| derives_schema);
+            let implemented = line
+                .strip_prefix("impl ToSchema for ")
+                .map(|rest| rest.rsplit("::").next().unwrap_or(rest));
+            if let Some(rest) = declared.or(implemented) {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                names.push((name, file.display().to_string()));
+                derives_schema = false;
+            } else if !line.starts_with("#[") && !line.starts_with("///") {
+                derives_schema = false;
+            }
+        }
+    }
+    assert!(
+        names.len() > 40,
+        "the scan found the schema types: {names:?}"
+    );
+    let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for (name, file) in &names {
+        if let Some(other) = seen.insert(name, file) {
+            panic!("two schema types are named {name}: in {other} and {file}");
+        }
+    }
+}

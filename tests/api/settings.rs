@@ -1832,7 +1832,59 @@ async fn malformed_setting_ids_are_not_found(backend: Backend) {
         .assert_error(404, "not_found");
 }
 
+/// JSON does not tell 2 from 2.0; whole-number fields take both.
+async fn whole_numbers_may_carry_a_zero_fraction(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let bot = app
+        .post("/bots", json!({"name": "Helper", "version": 2.0}))
+        .await;
+    bot.assert_status(200);
+    assert_eq!(bot.body["bot"]["version"], 2);
+    let funnel = app
+        .post("/funnels", json!({"name": "Stage", "position": 7.0}))
+        .await;
+    funnel.assert_status(200);
+    assert_eq!(funnel.body["funnel"]["position"], 7);
+    app.post("/bots", json!({"name": "Helper", "version": 2.5}))
+        .await
+        .assert_error(422, "invalid_type");
+}
+
+/// `main: false` is refused only where it would leave a type without a
+/// main channel; elsewhere it is already so.
+async fn main_false_is_refused_only_on_the_main_channel(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let channels = app.get("/channels").await;
+    let main = channels.body["channels"][0]["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_owned();
+    let second = app
+        .post("/channels", json!({"title": "Second", "type": "whatsapp"}))
+        .await;
+    let second = second.body["channel"]["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_owned();
+    let kept = app
+        .patch(&format!("/channels/{second}"), json!({"main": false}))
+        .await;
+    kept.assert_status(200);
+    assert_eq!(kept.body["channel"]["main"], false);
+    app.patch(&format!("/channels/{main}"), json!({"main": false}))
+        .await
+        .assert_error(422, "main_channel_required");
+    app.patch(
+        "/channels/00000000000000000000000000000000",
+        json!({"main": false}),
+    )
+    .await
+    .assert_error(404, "not_found");
+}
+
 on_both_backends!(
+    whole_numbers_may_carry_a_zero_fraction,
+    main_false_is_refused_only_on_the_main_channel,
     tags_are_created_read_renamed_and_deleted,
     tag_names_are_unique_case_insensitively,
     bad_tag_input_is_refused_with_details,

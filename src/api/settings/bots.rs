@@ -6,17 +6,40 @@ use serde::{Deserialize, Serialize};
 
 use super::{destroyed, text_field};
 use crate::api::AppState;
-use crate::api::extract::{JsonObject, PathParam, parse_fields, path_id};
+use crate::api::extract::{JsonObject, PathParam, parse_fields, path_id, whole_number};
 use crate::api::views::{BotView, Status};
 use crate::auth::Caller;
 use crate::domain::{FieldError, FieldErrors, PublicId};
 use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{BotChanges, NewBot};
 
+/// `POST /bots`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub struct BotRequest {
+pub struct CreateBotRequest {
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\S"
+    )]
+    pub name: Option<String>,
+    /// Whether it answers conversations; true when omitted.
+    pub enabled: Option<bool>,
+    /// 1 when omitted.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub version: Option<i64>,
+}
+
+/// `PATCH /bots/:uuid`: what is given changes, the rest stays.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct UpdateBotRequest {
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: Option<String>,
     pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub version: Option<i64>,
 }
 
@@ -64,7 +87,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     post,
     path = "/bots",
     tag = "bots",
-    request_body = BotRequest,
+    request_body = CreateBotRequest,
     responses(
         (status = 200, description = "The created bot", body = BotEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -75,7 +98,7 @@ pub async fn create(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<BotEnvelope>> {
-    let (request, mut errors) = parse_fields::<BotRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<CreateBotRequest>(body, &[]);
     let name = text_field(&mut errors, "name", request.name, true);
     let version = version_field(&mut errors, request.version);
     let Some(name) = name else {
@@ -121,7 +144,7 @@ pub async fn get(
     path = "/bots/{uuid}",
     tag = "bots",
     params(("uuid" = PublicId, Path, description = "The bot")),
-    request_body = BotRequest,
+    request_body = UpdateBotRequest,
     responses(
         (status = 200, description = "The updated bot", body = BotEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -134,7 +157,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<BotEnvelope>> {
     let id: PublicId = path_id(&uuid, "bot")?;
-    let (request, mut errors) = parse_fields::<BotRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<UpdateBotRequest>(body, &[]);
     let changes = BotChanges {
         name: text_field(&mut errors, "name", request.name, false),
         enabled: request.enabled,

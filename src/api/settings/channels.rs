@@ -19,11 +19,36 @@ use crate::store::{ChannelChanges, NewChannel};
 /// Channels per page of `GET /channels`.
 pub const PAGE_SIZE: u32 = 100;
 
+/// `POST /channels`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub struct ChannelRequest {
+pub struct CreateChannelRequest {
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\S"
+    )]
     pub title: Option<String>,
     #[serde(rename = "type")]
+    #[schema(required = true, nullable = false)]
     pub kind: Option<Source>,
+    /// Make it the main channel of its type; when omitted, it is main if
+    /// its type has none yet.
+    pub main: Option<bool>,
+}
+
+/// `PATCH /channels/:uuid`. Callbell documents `title`; `main: true` makes
+/// it the main channel of its type, `discarded` retires it or brings it back.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct UpdateChannelRequest {
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
+    pub title: Option<String>,
+    /// A channel's type cannot change (any value is refused).
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<Source>)]
+    pub kind: Option<serde_json::Value>,
+    /// Only `true`: to change the main channel, make another one main.
     pub main: Option<bool>,
     pub discarded: Option<bool>,
 }
@@ -43,7 +68,7 @@ pub struct ChannelEnvelope {
 #[derive(Debug, Clone, Copy, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChannelListQuery {
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 100_000)]
     pub page: Option<u32>,
     /// Only channels of this type.
     pub r#type: Option<Source>,
@@ -66,7 +91,7 @@ impl FromQuery for ChannelListQuery {
             }
         };
         Ok(ChannelListQuery {
-            page: Some(query.page()?),
+            page: Some(query.list_page()?),
             r#type: query.parse::<Source>("type", Source::EXPECTED)?,
             active,
         })
@@ -113,7 +138,7 @@ pub async fn list(
     post,
     path = "/channels",
     tag = "channels",
-    request_body = ChannelRequest,
+    request_body = CreateChannelRequest,
     responses(
         (status = 200, description = "The created channel", body = ChannelEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -124,7 +149,7 @@ pub async fn create(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<ChannelEnvelope>> {
-    let (request, mut errors) = parse_fields::<ChannelRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<CreateChannelRequest>(body, &[]);
     let title = text_field(&mut errors, "title", request.title, true);
     if request.kind.is_none() && !errors.has_field("type") {
         errors.push(FieldError::required("type"));
@@ -175,7 +200,7 @@ pub async fn get(
     path = "/channels/{uuid}",
     tag = "channels",
     params(("uuid" = PublicId, Path, description = "The channel")),
-    request_body = ChannelRequest,
+    request_body = UpdateChannelRequest,
     responses(
         (status = 200, description = "The updated channel", body = ChannelEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -188,9 +213,17 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<ChannelEnvelope>> {
     let id: PublicId = path_id(&uuid, "channel")?;
-    let (request, mut errors) = parse_fields::<ChannelRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<UpdateChannelRequest>(body, &[]);
     let title = text_field(&mut errors, "title", request.title, false);
-    if request.main == Some(false) {
+    let settings = app.store.settings(caller.account).await?;
+    let is_main = settings
+        .channel(id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("channel '{uuid}' does not exist in this account"))
+        })?
+        .main;
+    // `main: false` on the main channel would leave its type without one.
+    if request.main == Some(false) && is_main {
         errors.push(FieldError::new(
             "main",
             "main_channel_required",

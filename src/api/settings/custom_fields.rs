@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{MAX_NAME_CHARS, destroyed, text_field};
 use crate::api::AppState;
 use crate::api::extract::{JsonObject, PathParam, parse_fields};
+use crate::api::openapi::NonBlankText;
 use crate::api::views::{CustomFieldView, Status};
 use crate::auth::Caller;
 use crate::domain::settings::{AccountSettings, CustomField};
@@ -14,11 +15,35 @@ use crate::domain::{CustomFieldType, FieldError, FieldErrors, fold_case};
 use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{CustomFieldChanges, NewCustomField};
 
+/// `POST /custom_fields`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub struct CustomFieldRequest {
+pub struct CreateCustomFieldRequest {
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\S"
+    )]
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    #[schema(required = true, nullable = false)]
+    pub kind: Option<CustomFieldType>,
+    /// Required, non-empty and distinct for dropdown and checkbox fields;
+    /// refused for the others.
+    #[schema(value_type = Option<Vec<NonBlankText>>)]
+    pub options: Option<Vec<String>>,
+}
+
+/// `PATCH /custom_fields/:name`: rename, or change the options. The type
+/// is fixed (a different one is refused).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct UpdateCustomFieldRequest {
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<CustomFieldType>,
+    #[schema(value_type = Option<Vec<NonBlankText>>)]
     pub options: Option<Vec<String>>,
 }
 
@@ -104,7 +129,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     post,
     path = "/custom_fields",
     tag = "custom_fields",
-    request_body = CustomFieldRequest,
+    request_body = CreateCustomFieldRequest,
     responses(
         (status = 200, description = "The created custom field", body = CustomFieldEnvelope),
         (status = 409, description = "A custom field with this name exists (`custom_field_exists`)", body = ErrorBody),
@@ -115,7 +140,7 @@ pub async fn create(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<CustomFieldEnvelope>> {
-    let (request, mut errors) = parse_fields::<CustomFieldRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<CreateCustomFieldRequest>(body, &[]);
     let name = text_field(&mut errors, "name", request.name, true);
     if request.kind.is_none() && !errors.has_field("type") {
         errors.push(FieldError::required("type"));
@@ -175,7 +200,7 @@ pub async fn get(
     path = "/custom_fields/{name}",
     tag = "custom_fields",
     params(("name" = String, Path, description = "The custom field name (case-insensitive, URL-encoded)")),
-    request_body = CustomFieldRequest,
+    request_body = UpdateCustomFieldRequest,
     responses(
         (status = 200, description = "The updated custom field", body = CustomFieldEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -187,7 +212,7 @@ pub async fn update(
     PathParam(name): PathParam,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<CustomFieldEnvelope>> {
-    let (request, mut errors) = parse_fields::<CustomFieldRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<UpdateCustomFieldRequest>(body, &[]);
     let settings = app.store.settings(caller.account).await?;
     let field = find(&settings, &name)?;
     let new_name = text_field(&mut errors, "name", request.name, false);

@@ -6,18 +6,43 @@ use serde::{Deserialize, Serialize};
 
 use super::{destroyed, text_field};
 use crate::api::AppState;
-use crate::api::extract::{JsonObject, PathParam, nullable, parse_fields, path_id};
+use crate::api::extract::{JsonObject, PathParam, nullable, parse_fields, path_id, whole_number};
 use crate::api::views::{FunnelView, Status};
 use crate::auth::Caller;
 use crate::domain::{FieldError, FieldErrors, FunnelId};
 use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{FunnelChanges, NewFunnel};
 
+/// `POST /funnels`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub struct FunnelRequest {
+pub struct CreateFunnelRequest {
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\S"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 16)]
     pub emoji: Option<Option<String>>,
+    /// Where it sorts; after the last funnel when omitted.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    pub position: Option<i64>,
+}
+
+/// `PATCH /funnels/:uuid`: what is given changes (`emoji: null` clears it).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct UpdateFunnelRequest {
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 16)]
+    pub emoji: Option<Option<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub position: Option<i64>,
 }
 
@@ -80,7 +105,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     post,
     path = "/funnels",
     tag = "funnels",
-    request_body = FunnelRequest,
+    request_body = CreateFunnelRequest,
     responses(
         (status = 200, description = "The created funnel", body = FunnelEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -91,7 +116,7 @@ pub async fn create(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<FunnelEnvelope>> {
-    let (request, mut errors) = parse_fields::<FunnelRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<CreateFunnelRequest>(body, &[]);
     let name = text_field(&mut errors, "name", request.name, true);
     let emoji = emoji_field(&mut errors, request.emoji);
     let position = position_field(&mut errors, request.position);
@@ -138,7 +163,7 @@ pub async fn get(
     path = "/funnels/{uuid}",
     tag = "funnels",
     params(("uuid" = FunnelId, Path, description = "The funnel")),
-    request_body = FunnelRequest,
+    request_body = UpdateFunnelRequest,
     responses(
         (status = 200, description = "The updated funnel", body = FunnelEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -151,7 +176,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<FunnelEnvelope>> {
     let id: FunnelId = path_id(&uuid, "funnel")?;
-    let (request, mut errors) = parse_fields::<FunnelRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<UpdateFunnelRequest>(body, &[]);
     let changes = FunnelChanges {
         name: text_field(&mut errors, "name", request.name, false),
         emoji: emoji_field(&mut errors, request.emoji),

@@ -13,8 +13,17 @@ use crate::domain::settings::{AccountSettings, Tag};
 use crate::domain::{FieldError, FieldErrors};
 use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 
+/// `POST /tags` and `PATCH /tags/:name` (a rename).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TagRequest {
+    /// No commas: they separate tag names in lists.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^,]*[^,\s][^,]*$"
+    )]
     pub name: Option<String>,
 }
 

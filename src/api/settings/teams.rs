@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{destroyed, text_field};
 use crate::api::AppState;
 use crate::api::extract::{JsonObject, PageQuery, PathParam, Query, parse_fields, path_id};
+use crate::api::openapi::NonBlankText;
 use crate::api::views::{PageMeta, Status, TeamView, page_count};
 use crate::auth::Caller;
 use crate::domain::settings::AccountSettings;
@@ -18,11 +19,34 @@ use crate::store::{NewTeam, TeamChanges};
 /// Teams per page of `GET /teams`.
 pub const PAGE_SIZE: u32 = 100;
 
+/// `POST /teams`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub struct TeamRequest {
+pub struct CreateTeamRequest {
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\S"
+    )]
     pub name: Option<String>,
+    /// Make it the account's default team (the old one stops being it).
+    pub default: Option<bool>,
+    /// Users by uuid or e-mail.
+    #[schema(value_type = Option<Vec<NonBlankText>>)]
+    pub members: Option<Vec<String>>,
+}
+
+/// `PATCH /teams/:uuid`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct UpdateTeamRequest {
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
+    pub name: Option<String>,
+    /// `true` makes it the default team; an account always has one, so
+    /// `false` is refused on the default team.
     pub default: Option<bool>,
     /// Users by uuid or e-mail; replaces the member list.
+    #[schema(value_type = Option<Vec<NonBlankText>>)]
     pub members: Option<Vec<String>>,
 }
 
@@ -95,7 +119,7 @@ pub async fn list(
     post,
     path = "/teams",
     tag = "teams",
-    request_body = TeamRequest,
+    request_body = CreateTeamRequest,
     responses(
         (status = 200, description = "The created team", body = TeamEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -106,7 +130,7 @@ pub async fn create(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<TeamEnvelope>> {
-    let (request, mut errors) = parse_fields::<TeamRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<CreateTeamRequest>(body, &[]);
     let settings = app.store.settings(caller.account).await?;
     let name = text_field(&mut errors, "name", request.name, true);
     let members = member_ids(&settings, &mut errors, &request.members.unwrap_or_default());
@@ -153,7 +177,7 @@ pub async fn get(
     path = "/teams/{uuid}",
     tag = "teams",
     params(("uuid" = PublicId, Path, description = "The team")),
-    request_body = TeamRequest,
+    request_body = UpdateTeamRequest,
     responses(
         (status = 200, description = "The updated team", body = TeamEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -166,7 +190,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<TeamEnvelope>> {
     let id: PublicId = path_id(&uuid, "team")?;
-    let (request, mut errors) = parse_fields::<TeamRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<UpdateTeamRequest>(body, &[]);
     let settings = app.store.settings(caller.account).await?;
     let name = text_field(&mut errors, "name", request.name, false);
     let member_ids = request

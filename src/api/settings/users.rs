@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{destroyed, text_field};
 use crate::api::AppState;
 use crate::api::extract::{JsonObject, PathParam, parse_fields, path_id};
+use crate::api::openapi::EmailAddress;
 use crate::api::views::{Status, UserView};
 use crate::auth::Caller;
 use crate::domain::email::is_valid_email;
@@ -14,9 +15,28 @@ use crate::domain::{FieldError, FieldErrors, PublicId};
 use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
 use crate::store::{NewUser, UserChanges};
 
+/// `POST /users`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub struct UserRequest {
+pub struct CreateUserRequest {
+    /// Unique in the account, case-insensitively.
+    #[schema(required = true, nullable = false, value_type = Option<EmailAddress>)]
     pub email: Option<String>,
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\S"
+    )]
+    pub name: Option<String>,
+}
+
+/// `PATCH /users/:uuid`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct UpdateUserRequest {
+    #[schema(value_type = Option<EmailAddress>)]
+    pub email: Option<String>,
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: Option<String>,
 }
 
@@ -60,7 +80,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json
     post,
     path = "/users",
     tag = "users",
-    request_body = UserRequest,
+    request_body = CreateUserRequest,
     responses(
         (status = 200, description = "The created user", body = UserEnvelope),
         (status = 409, description = "A user with this e-mail exists (`user_exists`)", body = ErrorBody),
@@ -71,7 +91,7 @@ pub async fn create(
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<UserEnvelope>> {
-    let (request, mut errors) = parse_fields::<UserRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<CreateUserRequest>(body, &[]);
     let email = email_field(&mut errors, request.email, true);
     let name = text_field(&mut errors, "name", request.name, true);
     let (Some(email), Some(name)) = (email, name) else {
@@ -125,7 +145,7 @@ pub async fn get(
     path = "/users/{uuid}",
     tag = "users",
     params(("uuid" = PublicId, Path, description = "The user")),
-    request_body = UserRequest,
+    request_body = UpdateUserRequest,
     responses(
         (status = 200, description = "The updated user", body = UserEnvelope),
         (status = 409, description = "It conflicts with an existing one", body = ErrorBody),
@@ -138,7 +158,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<UserEnvelope>> {
     let id: PublicId = path_id(&uuid, "user")?;
-    let (request, mut errors) = parse_fields::<UserRequest>(body, &[]);
+    let (request, mut errors) = parse_fields::<UpdateUserRequest>(body, &[]);
     let changes = UserChanges {
         email: email_field(&mut errors, request.email, false),
         name: text_field(&mut errors, "name", request.name, false),
