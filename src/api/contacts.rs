@@ -380,7 +380,7 @@ pub struct ContactListQuery {
 impl FromQuery for ContactListQuery {
     fn from_query(query: &QueryParams) -> ApiResult<Self> {
         let tags_mode = match query.get("tags_mode").map(str::trim) {
-            None | Some("") => None,
+            None => None,
             Some("all") => Some(TagsMode::All),
             Some("any") => Some(TagsMode::Any),
             Some(other) => {

@@ -80,7 +80,7 @@ pub struct ChannelListQuery {
 impl FromQuery for ChannelListQuery {
     fn from_query(query: &QueryParams) -> ApiResult<Self> {
         let active = match query.get("active").map(str::trim) {
-            None | Some("") => None,
+            None => None,
             Some("true" | "1") => Some(true),
             Some("false" | "0") => Some(false),
             Some(other) => {
