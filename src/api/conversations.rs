@@ -118,12 +118,7 @@ pub async fn note(
             None
         }
         Some(text) => Some(text),
-        None => {
-            if !errors.has_field("text") {
-                errors.push(FieldError::required("text"));
-            }
-            None
-        }
+        None => errors.require("text", None),
     };
     let text = errors
         .finish(text)
@@ -189,16 +184,10 @@ async fn update_funnel(
     body: serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<Json<ContactInArray>> {
     let id = contact_id(&uuid)?;
-    let (request, errors) = parse_fields::<SetFunnelRequest>(body, &[]);
-    let mut errors = errors;
+    let (request, mut errors) = parse_fields::<SetFunnelRequest>(body, &[]);
     let requested = match request.funnel_id {
         Some(funnel) => funnel,
-        None => {
-            if !errors.has_field("funnel_id") {
-                errors.push(FieldError::required("funnel_id"));
-            }
-            None
-        }
+        None => errors.require("funnel_id", None),
     };
     errors.finish(()).map_err(ApiError::validation)?;
     let funnel_id = match requested {
@@ -332,13 +321,12 @@ pub async fn set_bot(
 ) -> ApiResult<Json<ContactBotEnvelope>> {
     let id = contact_id(&uuid)?;
     let (request, mut errors) = parse_fields::<SetBotRequest>(body, &[]);
-    if request.status.is_none() && !errors.has_field("status") {
-        errors.push(FieldError::required("status"));
-    }
+    let status = errors.require("status", request.status);
+    // `require` recorded a missing status, so `finish` has refused it.
     let command = errors
-        .finish(request.status)
+        .finish(status)
         .map_err(ApiError::validation)?
-        .ok_or_else(no_bot)?;
+        .ok_or_else(|| ApiError::invalid_field("status", "required", "'status' is required"))?;
     let settings = app.store.settings(caller.account).await?;
     let Some(bot) = settings.enabled_bot() else {
         // A contact that does not exist is not found, as GET says too;

@@ -202,10 +202,7 @@ impl<'s> ContactValidator<'s> {
     /// Records `field` as missing when `value` is absent (unless the field
     /// was present with the wrong shape, already reported).
     pub fn required<T>(&mut self, field: &str, value: Option<T>) -> Option<T> {
-        if value.is_none() && !self.errors.has_field(field) {
-            self.errors.push(FieldError::required(field));
-        }
-        value
+        self.errors.require(field, value)
     }
 
     pub fn name(&mut self, field: &str, name: &str) -> String {

@@ -69,6 +69,15 @@ impl FieldErrors {
         self.0.iter().any(|e| e.field == field)
     }
 
+    /// Records `field` as missing when `value` is absent, unless the field
+    /// was there with the wrong shape (already reported); passes `value` on.
+    pub fn require<T>(&mut self, field: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() && !self.has_field(field) {
+            self.push(FieldError::required(field));
+        }
+        value
+    }
+
     /// `Ok(value)` when nothing was recorded, else all recorded errors.
     pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
         if self.0.is_empty() {

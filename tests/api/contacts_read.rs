@@ -3,13 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::fixtures::demo::{GENERAL, JOHN, MARIO, SUPPORT};
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
-
-const JOHN: &str = "414a6d692bd645ed803f2e7ce360d4c8";
-const MARIO: &str = "efd7d996470e463b89f079be6cf578ed";
-const GENERAL: &str = "ad42a09715814e6483b1c5debd6a2dbc";
-const SUPPORT: &str = "47aad5f9b4ca423c9d630f06ab93fe1f";
 
 /// A server on an empty database, without a rate limit (tests send bursts).
 async fn fresh(backend: Backend) -> TestApp {

@@ -4,11 +4,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::fixtures::demo::{JOHN, SUPPORT};
 use crate::helpers::{Backend, Reply, TestApp, send};
 use crate::on_both_backends;
-
-const JOHN: &str = "414a6d692bd645ed803f2e7ce360d4c8";
-const SUPPORT: &str = "47aad5f9b4ca423c9d630f06ab93fe1f";
 
 /// A server with the SPEC §6 demo account, without a rate limit.
 async fn demo(backend: Backend) -> TestApp {

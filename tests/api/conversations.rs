@@ -4,92 +4,13 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Reply, TestApp, send};
+use crate::fixtures::demo::{
+    AWARENESS, BOT as DEMO_BOT, DESIRE, INTEREST, JOHN as DEMO_JOHN, MARIO as DEMO_MARIO,
+    SUPPORT as DEMO_SUPPORT,
+};
+use crate::fixtures::{assert_timestamp, contact_in_array, keys, plain_contact};
+use crate::helpers::{Backend, TestApp, send};
 use crate::on_both_backends;
-
-const DEMO_JOHN: &str = "414a6d692bd645ed803f2e7ce360d4c8";
-const DEMO_MARIO: &str = "efd7d996470e463b89f079be6cf578ed";
-const DEMO_SUPPORT: &str = "47aad5f9b4ca423c9d630f06ab93fe1f";
-const DEMO_BOT: &str = "f7155fc557b74597b429bd3dbb5ca677";
-const AWARENESS: &str = "ff0f96b9-b003-4d0c-b14f-27f3f6868dd6";
-const INTEREST: &str = "1cd7845e-6b93-453d-b015-9dce35d16f39";
-const DESIRE: &str = "1e6c0c57-c81d-49d2-81d2-fcec053a1ab6";
-
-/// The keys of the Contact object (SPEC §3).
-const CONTACT_KEYS: [&str; 18] = [
-    "assignedUser",
-    "avatarUrl",
-    "blockedAt",
-    "bsuid",
-    "channel",
-    "closedAt",
-    "conversationHref",
-    "createdAt",
-    "customFields",
-    "funnelId",
-    "href",
-    "name",
-    "note",
-    "phoneNumber",
-    "source",
-    "tags",
-    "team",
-    "uuid",
-];
-
-#[track_caller]
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("{value} is no object"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
-
-/// `2020-11-13T21:08:53Z`: UTC, seconds precision, `Z` (SPEC §1).
-#[track_caller]
-fn assert_timestamp(value: &Value) {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("{value} is no string"));
-    let bytes = text.as_bytes();
-    let shape_ok = bytes.len() == 20
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            4 | 7 => *b == b'-',
-            10 => *b == b'T',
-            13 | 16 => *b == b':',
-            19 => *b == b'Z',
-            _ => b.is_ascii_digit(),
-        });
-    assert!(shape_ok, "{text} is not a UTC second-precision timestamp");
-}
-
-/// `{"contact": C}` with C a whole Contact object.
-#[track_caller]
-fn plain_contact(reply: &Reply) -> &Value {
-    reply.assert_status(200);
-    assert_eq!(keys(&reply.body), ["contact"], "body: {}", reply.text);
-    let contact = &reply.body["contact"];
-    assert!(contact.is_object(), "a plain object: {}", reply.text);
-    assert_eq!(keys(contact), CONTACT_KEYS);
-    contact
-}
-
-/// `{"contact": [C]}` with C a whole Contact object.
-#[track_caller]
-fn contact_in_array(reply: &Reply) -> &Value {
-    reply.assert_status(200);
-    assert_eq!(keys(&reply.body), ["contact"], "body: {}", reply.text);
-    let array = reply.body["contact"]
-        .as_array()
-        .unwrap_or_else(|| panic!("an array: {}", reply.text));
-    assert_eq!(array.len(), 1);
-    assert_eq!(keys(&array[0]), CONTACT_KEYS);
-    &array[0]
-}
 
 async fn new_contact(app: &TestApp, identifier: &str) -> String {
     let contact = app

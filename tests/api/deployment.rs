@@ -8,15 +8,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::binary::{Server, admin, only_line};
+use crate::fixtures::client;
 use crate::helpers::{Backend, Reply, TestApp, TestDatabase, redis_url, send};
 use crate::on_both_backends;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
 
 /// One HTTP call to a server by its base URL.
 async fn call(

@@ -24,14 +24,6 @@ const DOCS: &str = "https://api.callbell.eu/v1";
 /// Every example's header, verbatim.
 const AUTHORIZATION: &str = "Bearer test_gshuPaZoeEG6ovbc8M79w0QyM";
 
-const JOHN: &str = "414a6d692bd645ed803f2e7ce360d4c8";
-const MARIO: &str = "efd7d996470e463b89f079be6cf578ed";
-const GENERAL: &str = "ad42a09715814e6483b1c5debd6a2dbc";
-const SUPPORT: &str = "47aad5f9b4ca423c9d630f06ab93fe1f";
-const CHANNEL: &str = "7c996996fea947f4a1d5a11e7fac84db";
-const BOT: &str = "f7155fc557b74597b429bd3dbb5ca677";
-const AWARENESS: &str = "ff0f96b9-b003-4d0c-b14f-27f3f6868dd6";
-
 /// The tabs of every example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lang {
@@ -54,6 +46,8 @@ enum Lang {
     Rust,
 }
 
+use crate::fixtures::demo::{AWARENESS, BOT, CHANNEL, GENERAL, JOHN, MARIO, SUPPORT};
+use crate::fixtures::is_timestamp;
 use Lang::{CSharp, Curl, Go, Java, Node, Php, Python, Ruby, Rust};
 
 impl Lang {
@@ -253,20 +247,6 @@ async fn example(
         request = request.body(body);
     }
     send(request).await
-}
-
-fn is_timestamp(value: &Value) -> bool {
-    value.as_str().is_some_and(|t| {
-        let b = t.as_bytes();
-        b.len() == 20
-            && b.iter().enumerate().all(|(i, c)| match i {
-                4 | 7 => *c == b'-',
-                10 => *c == b'T',
-                13 | 16 => *c == b':',
-                19 => *c == b'Z',
-                _ => c.is_ascii_digit(),
-            })
-    })
 }
 
 fn is_hex32(value: &Value) -> bool {

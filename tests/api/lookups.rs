@@ -3,57 +3,10 @@
 
 use serde_json::{Value, json};
 
+use crate::fixtures::demo::{CHANNEL as DEMO_CHANNEL, JOHN as DEMO_JOHN, MARIO as DEMO_MARIO};
+use crate::fixtures::plain_contact;
 use crate::helpers::{Backend, Reply, TestApp};
 use crate::on_both_backends;
-
-const DEMO_JOHN: &str = "414a6d692bd645ed803f2e7ce360d4c8";
-const DEMO_MARIO: &str = "efd7d996470e463b89f079be6cf578ed";
-const DEMO_CHANNEL: &str = "7c996996fea947f4a1d5a11e7fac84db";
-
-/// The keys of the Contact object (SPEC §3).
-const CONTACT_KEYS: [&str; 18] = [
-    "assignedUser",
-    "avatarUrl",
-    "blockedAt",
-    "bsuid",
-    "channel",
-    "closedAt",
-    "conversationHref",
-    "createdAt",
-    "customFields",
-    "funnelId",
-    "href",
-    "name",
-    "note",
-    "phoneNumber",
-    "source",
-    "tags",
-    "team",
-    "uuid",
-];
-
-#[track_caller]
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("{value} is no object"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
-
-/// `{"contact": C}`, C a whole Contact object (not in an array).
-#[track_caller]
-fn plain_contact(reply: &Reply) -> &Value {
-    reply.assert_status(200);
-    assert_eq!(keys(&reply.body), ["contact"], "body: {}", reply.text);
-    let contact = &reply.body["contact"];
-    assert!(contact.is_object(), "a plain object: {}", reply.text);
-    assert_eq!(keys(contact), CONTACT_KEYS);
-    contact
-}
 
 fn uuid_of(contact: &Value) -> String {
     contact["uuid"].as_str().expect("uuid").to_owned()

@@ -4,6 +4,7 @@
 
 mod binary;
 mod conformance;
+mod fixtures;
 mod helpers;
 
 mod concurrency;

@@ -16,18 +16,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::binary::{Server, account_rows, admin, only_line, signal};
+use crate::fixtures::client;
+use crate::fixtures::demo::{JOHN, MARIO};
 use crate::helpers::{Backend, DEMO_API_KEY, TestDatabase};
 use crate::on_both_backends;
-
-const JOHN: &str = "414a6d692bd645ed803f2e7ce360d4c8";
-const MARIO: &str = "efd7d996470e463b89f079be6cf578ed";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
 
 async fn get(client: &reqwest::Client, url: &str, key: &str) -> (u16, Value) {
     let response = client

@@ -4,33 +4,13 @@
 
 use serde_json::{Value, json};
 
+use crate::fixtures::demo::{
+    BOT as DEMO_BOT, CHANNEL as DEMO_CHANNEL, GENERAL as DEMO_GENERAL, JOHN as DEMO_JOHN,
+    MARIO as DEMO_MARIO, SUPPORT as DEMO_SUPPORT,
+};
+use crate::fixtures::{assert_timestamp, keys};
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
-
-const DEMO_JOHN: &str = "414a6d692bd645ed803f2e7ce360d4c8";
-const DEMO_MARIO: &str = "efd7d996470e463b89f079be6cf578ed";
-const DEMO_GENERAL: &str = "ad42a09715814e6483b1c5debd6a2dbc";
-const DEMO_SUPPORT: &str = "47aad5f9b4ca423c9d630f06ab93fe1f";
-const DEMO_CHANNEL: &str = "7c996996fea947f4a1d5a11e7fac84db";
-const DEMO_BOT: &str = "f7155fc557b74597b429bd3dbb5ca677";
-
-/// `2020-11-13T21:08:53Z`: UTC, seconds precision, `Z` (SPEC §1).
-#[track_caller]
-fn assert_timestamp(value: &Value) {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("{value} is no string"));
-    let bytes = text.as_bytes();
-    let shape_ok = bytes.len() == 20
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            4 | 7 => *b == b'-',
-            10 => *b == b'T',
-            13 | 16 => *b == b':',
-            19 => *b == b'Z',
-            _ => b.is_ascii_digit(),
-        });
-    assert!(shape_ok, "{text} is not a UTC second-precision timestamp");
-}
 
 /// 32 lowercase hex characters.
 #[track_caller]
@@ -42,19 +22,6 @@ fn assert_public_id(value: &Value) {
         text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
         "{text} is not a public id"
     );
-}
-
-/// The keys of a JSON object, sorted.
-#[track_caller]
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("{value} is no object"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
 }
 
 /// The values of `field` in the objects of an array.

@@ -151,10 +151,8 @@ pub async fn create(
 ) -> ApiResult<Json<ChannelEnvelope>> {
     let (request, mut errors) = parse_fields::<CreateChannelRequest>(body, &[]);
     let title = text_field(&mut errors, "title", request.title, true);
-    if request.kind.is_none() && !errors.has_field("type") {
-        errors.push(FieldError::required("type"));
-    }
-    let (Some(title), Some(kind)) = (title, request.kind) else {
+    let kind = errors.require("type", request.kind);
+    let (Some(title), Some(kind)) = (title, kind) else {
         return Err(ApiError::validation(errors.into_vec()));
     };
     errors.finish(()).map_err(ApiError::validation)?;

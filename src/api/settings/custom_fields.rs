@@ -142,9 +142,7 @@ pub async fn create(
 ) -> ApiResult<Json<CustomFieldEnvelope>> {
     let (request, mut errors) = parse_fields::<CreateCustomFieldRequest>(body, &[]);
     let name = text_field(&mut errors, "name", request.name, true);
-    if request.kind.is_none() && !errors.has_field("type") {
-        errors.push(FieldError::required("type"));
-    }
+    errors.require("type", request.kind);
     let options = match (request.kind, request.options) {
         (Some(kind), options) if kind.has_options() => {
             valid_options(&mut errors, options.unwrap_or_default())

@@ -26,12 +26,8 @@ pub fn text_field(
     required: bool,
 ) -> Option<String> {
     match value {
-        None => {
-            if required && !errors.has_field(field) {
-                errors.push(FieldError::required(field));
-            }
-            None
-        }
+        None if required => errors.require(field, None),
+        None => None,
         Some(value) => {
             let trimmed = value.trim();
             if trimmed.is_empty() {
