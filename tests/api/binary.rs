@@ -144,9 +144,8 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
-/// Runs an admin command on `database_url` and returns its stdout,
-/// failing the test if it fails.
-pub fn admin(args: &[&str], database_url: &str) -> String {
+/// Runs an admin command on `database_url`, whatever its outcome.
+pub fn admin_output(args: &[&str], database_url: &str) -> std::process::Output {
     let mut command = Command::new(BIN);
     command
         .args(args)
@@ -155,7 +154,13 @@ pub fn admin(args: &[&str], database_url: &str) -> String {
     for name in ENVIRONMENT {
         command.env_remove(name);
     }
-    let output = command.output().expect("bellbook runs");
+    command.output().expect("bellbook runs")
+}
+
+/// Runs an admin command on `database_url` and returns its stdout,
+/// failing the test if it fails.
+pub fn admin(args: &[&str], database_url: &str) -> String {
+    let output = admin_output(args, database_url);
     assert!(
         output.status.success(),
         "bellbook {args:?} failed ({}): {}",

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::binary::{Server, account_rows, admin, only_line, signal};
+use crate::binary::{Server, account_rows, admin, admin_output, only_line, signal};
 use crate::fixtures::client;
 use crate::fixtures::demo::{JOHN, MARIO};
 use crate::helpers::{Backend, DEMO_API_KEY, TestDatabase};
@@ -452,7 +452,61 @@ async fn acknowledged_contacts_survive_kill_9(backend: Backend) {
     assert!(durable >= acknowledged.len(), "{durable} contacts listed");
 }
 
+/// `bellbook backup` copies a SQLite database, consistent at one instant,
+/// while a server writes to it; PostgreSQL has its own tools.
+async fn backup_copies_a_sqlite_database_beside_a_running_server(backend: Backend) {
+    let (_database, url) = TestDatabase::create(backend).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = dir.path().join("backup.db");
+    let target_text = target.display().to_string();
+    let server = Server::start(&url, &["--demo"]);
+    let client = client();
+    let (status, created) = post(
+        &client,
+        &server.url("/contacts"),
+        DEMO_API_KEY,
+        &json!({"identifier": "+1 555 0123", "source": "whatsapp", "name": "Backed Up"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let output = admin_output(&["backup", "--to", &target_text], &url);
+    if backend == Backend::Postgres {
+        assert!(
+            !output.status.success(),
+            "backup of PostgreSQL should refuse"
+        );
+        assert!(String::from_utf8_lossy(&output.stderr).contains("pg_dump"));
+        return;
+    }
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The copy is a database of its own, with everything acknowledged.
+    let restored = Server::start(&format!("sqlite://{target_text}"), &[]);
+    assert_eq!(
+        restored.first_run_key(),
+        None,
+        "the backup has its accounts"
+    );
+    let (status, listed) = get(&client, &restored.url("/contacts"), DEMO_API_KEY).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = listed["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Backed Up", "Mario Rossi", "John Doe"]);
+    // It never overwrites a file.
+    let again = admin_output(&["backup", "--to", &target_text], &url);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
 on_both_backends!(
+    backup_copies_a_sqlite_database_beside_a_running_server,
     first_run_prints_a_working_key_once,
     demo_twice_loads_nothing_new,
     admin_commands_work_while_a_server_runs,
