@@ -10,7 +10,7 @@ use super::identifier::{Identifier, IdentifierError};
 use super::settings::{AccountSettings, Bot, Channel, Team};
 use super::{
     CustomFieldType, CustomFieldValue, FieldError, FieldErrors, FunnelId, PublicId, Source,
-    Timestamp, fold_case, non_blank,
+    Timestamp, non_blank,
 };
 
 /// Longest identifier (phone number, or a channel's user id) accepted.
@@ -445,11 +445,6 @@ impl<'s> ContactValidator<'s> {
         }
         Some(trimmed.to_owned())
     }
-}
-
-/// Two spellings of one name compare equal when they fold to the same key.
-pub fn same_name(a: &str, b: &str) -> bool {
-    fold_case(a) == fold_case(b)
 }
 
 #[cfg(test)]

@@ -490,7 +490,6 @@ impl ContactStore for SqlStore {
                 .with_detail(detail),
             ));
         }
-        let values: Vec<(i64, CustomFieldValue)> = contact.field_values.clone();
         insert_contact_row(
             tx.conn(),
             account,
@@ -513,7 +512,7 @@ impl ContactStore for SqlStore {
                     .map(|_| contact.created_at),
             },
             &contact.tag_ids,
-            &values,
+            &contact.field_values,
         )
         .await?;
         let record = read_contact(tx.conn(), account, contact.uuid).await?;
