@@ -3,30 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::fixtures::{CONTACT_KEYS, details, keys, pairs};
 use crate::helpers::{Backend, Reply, TestApp};
 use crate::on_both_backends;
-
-/// The fields SPEC §3 says every Contact object has.
-const CONTACT_KEYS: [&str; 18] = [
-    "uuid",
-    "name",
-    "phoneNumber",
-    "avatarUrl",
-    "blockedAt",
-    "createdAt",
-    "source",
-    "funnelId",
-    "closedAt",
-    "href",
-    "conversationHref",
-    "tags",
-    "assignedUser",
-    "customFields",
-    "team",
-    "channel",
-    "bsuid",
-    "note",
-];
 
 /// A server on an empty database, without a rate limit (tests send bursts).
 async fn fresh(backend: Backend) -> TestApp {
@@ -55,31 +34,6 @@ async fn all_contacts(app: &TestApp) -> Vec<Value> {
         }
         page += 1;
     }
-}
-
-/// `(field, code)` of every entry of `error.details`, in order.
-fn details(reply: &Reply) -> Vec<(String, String)> {
-    reply.body["error"]["details"]
-        .as_array()
-        .map(|details| {
-            details
-                .iter()
-                .map(|d| {
-                    (
-                        d["field"].as_str().unwrap_or_default().to_owned(),
-                        d["code"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
-        .collect()
 }
 
 fn is_public_id(value: &Value) -> bool {
@@ -170,16 +124,7 @@ async fn create_answers_with_every_contact_field(backend: Backend) {
     assert_eq!(envelope.keys().collect::<Vec<_>>(), ["contact"]);
     assert_eq!(reply.body["contact"].as_array().map(Vec::len), Some(1));
     let contact = reply.contact();
-    let mut keys: Vec<&str> = contact
-        .as_object()
-        .expect("contact object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    let mut expected_keys = CONTACT_KEYS.to_vec();
-    expected_keys.sort_unstable();
-    assert_eq!(keys, expected_keys, "exactly the SPEC §3 fields");
+    assert_eq!(keys(contact), CONTACT_KEYS, "exactly the SPEC §3 fields");
 
     assert!(is_public_id(&contact["uuid"]), "uuid {}", contact["uuid"]);
     let uuid = contact["uuid"].as_str().expect("uuid");

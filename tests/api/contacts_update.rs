@@ -5,7 +5,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::fixtures::demo::{JOHN, SUPPORT};
-use crate::helpers::{Backend, Reply, TestApp, send};
+use crate::fixtures::{details, pairs};
+use crate::helpers::{Backend, TestApp, send};
 use crate::on_both_backends;
 
 /// A server with the SPEC §6 demo account, without a rate limit.
@@ -15,31 +16,6 @@ async fn demo(backend: Backend) -> TestApp {
         s.rate_limit_rps = 0;
     })
     .await
-}
-
-/// `(field, code)` of every entry of `error.details`, in order.
-fn details(reply: &Reply) -> Vec<(String, String)> {
-    reply.body["error"]["details"]
-        .as_array()
-        .map(|details| {
-            details
-                .iter()
-                .map(|d| {
-                    (
-                        d["field"].as_str().unwrap_or_default().to_owned(),
-                        d["code"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected
-        .iter()
-        .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
-        .collect()
 }
 
 async fn read(app: &TestApp, uuid: &str) -> Value {

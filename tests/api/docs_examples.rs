@@ -47,7 +47,7 @@ enum Lang {
 }
 
 use crate::fixtures::demo::{AWARENESS, BOT, CHANNEL, GENERAL, JOHN, MARIO, SUPPORT};
-use crate::fixtures::is_timestamp;
+use crate::fixtures::{CONTACT_KEYS, is_timestamp};
 use Lang::{CSharp, Curl, Go, Java, Node, Php, Python, Ruby, Rust};
 
 impl Lang {
@@ -300,27 +300,7 @@ fn contact_object(reply: &Reply) -> &Value {
 /// Every field of SPEC §3, with the types and links it prescribes.
 #[track_caller]
 fn assert_contact_shape(contact: &Value, site: &str) {
-    let fields = [
-        "uuid",
-        "name",
-        "phoneNumber",
-        "avatarUrl",
-        "blockedAt",
-        "createdAt",
-        "source",
-        "funnelId",
-        "closedAt",
-        "href",
-        "conversationHref",
-        "tags",
-        "assignedUser",
-        "customFields",
-        "team",
-        "channel",
-        "bsuid",
-        "note",
-    ];
-    for field in fields {
+    for field in CONTACT_KEYS {
         assert!(contact.get(field).is_some(), "{field} missing: {contact}");
     }
     assert!(is_hex32(&contact["uuid"]), "uuid: {contact}");

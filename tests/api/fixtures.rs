@@ -102,6 +102,32 @@ pub fn contact_in_array(reply: &Reply) -> &Value {
     &array[0]
 }
 
+/// `(field, code)` of every entry of `error.details`, in order.
+pub fn details(reply: &Reply) -> Vec<(String, String)> {
+    reply.body["error"]["details"]
+        .as_array()
+        .map(|details| {
+            details
+                .iter()
+                .map(|d| {
+                    (
+                        d["field"].as_str().unwrap_or_default().to_owned(),
+                        d["code"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(field, code)` pairs to compare with [`details`].
+pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
 /// A client for talking to servers outside the in-process harness.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
