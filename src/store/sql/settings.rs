@@ -267,6 +267,79 @@ pub(super) async fn insert_channel_row(
     .map_err(db_error)
 }
 
+pub(super) async fn insert_tag_row(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    name: &str,
+    created_at: Timestamp,
+) -> StoreResult<Tag> {
+    let row = sqlx::query(
+        "INSERT INTO tags (account_id, name, name_key, created_at) VALUES ($1, $2, $3, $4)
+         RETURNING id, name, created_at",
+    )
+    .bind(account.0)
+    .bind(name.to_owned())
+    .bind(fold_case(name))
+    .bind(created_at.unix())
+    .fetch_one(conn)
+    .await
+    .map_err(unique_means(
+        "tag_exists",
+        format!("a tag named '{name}' already exists"),
+    ))?;
+    tag_from_row(&row)
+}
+
+pub(super) async fn insert_bot_row(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    uuid: PublicId,
+    name: &str,
+    enabled: bool,
+    version: i64,
+    created_at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO bots (uuid, account_id, name, enabled, version, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(uuid.to_string())
+    .bind(account.0)
+    .bind(name.to_owned())
+    .bind(flag(enabled))
+    .bind(version)
+    .bind(created_at.unix())
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub(super) async fn insert_funnel_row(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    uuid: FunnelId,
+    name: &str,
+    emoji: Option<&str>,
+    position: i64,
+    created_at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO funnels (uuid, account_id, name, emoji, position, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(uuid.to_string())
+    .bind(account.0)
+    .bind(name.to_owned())
+    .bind(emoji.map(str::to_owned))
+    .bind(position)
+    .bind(created_at.unix())
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 pub(super) async fn insert_custom_field_row(
     conn: &mut AnyConnection,
     account: AccountId,
@@ -542,21 +615,7 @@ impl SettingsStore for SqlStore {
 
     async fn create_tag(&self, account: AccountId, name: &str) -> StoreResult<Tag> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "INSERT INTO tags (account_id, name, name_key, created_at) VALUES ($1, $2, $3, $4)
-             RETURNING id, name, created_at",
-        )
-        .bind(account.0)
-        .bind(name.to_owned())
-        .bind(fold_case(name))
-        .bind(Timestamp::now().unix())
-        .fetch_one(tx.conn())
-        .await
-        .map_err(unique_means(
-            "tag_exists",
-            format!("a tag named '{name}' already exists"),
-        ))?;
-        let tag = tag_from_row(&row)?;
+        let tag = insert_tag_row(tx.conn(), account, name, Timestamp::now()).await?;
         tx.commit().await?;
         Ok(tag)
     }
@@ -956,19 +1015,16 @@ impl SettingsStore for SqlStore {
 
     async fn create_bot(&self, account: AccountId, bot: &NewBot) -> StoreResult<Bot> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO bots (uuid, account_id, name, enabled, version, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        insert_bot_row(
+            tx.conn(),
+            account,
+            bot.uuid,
+            &bot.name,
+            bot.enabled,
+            bot.version,
+            Timestamp::now(),
         )
-        .bind(bot.uuid.to_string())
-        .bind(account.0)
-        .bind(bot.name.clone())
-        .bind(flag(bot.enabled))
-        .bind(bot.version)
-        .bind(Timestamp::now().unix())
-        .execute(tx.conn())
-        .await
-        .map_err(db_error)?;
+        .await?;
         let created = read_bot(tx.conn(), account, bot.uuid).await?;
         tx.commit().await?;
         Ok(created)
@@ -1027,19 +1083,16 @@ impl SettingsStore for SqlStore {
                 last.map_or(1, |p| p.saturating_add(1))
             }
         };
-        sqlx::query(
-            "INSERT INTO funnels (uuid, account_id, name, emoji, position, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        insert_funnel_row(
+            tx.conn(),
+            account,
+            funnel.uuid,
+            &funnel.name,
+            funnel.emoji.as_deref(),
+            position,
+            Timestamp::now(),
         )
-        .bind(funnel.uuid.to_string())
-        .bind(account.0)
-        .bind(funnel.name.clone())
-        .bind(funnel.emoji.clone())
-        .bind(position)
-        .bind(Timestamp::now().unix())
-        .execute(tx.conn())
-        .await
-        .map_err(db_error)?;
+        .await?;
         let created = read_funnel(tx.conn(), account, funnel.uuid).await?;
         tx.commit().await?;
         Ok(created)

@@ -12,9 +12,10 @@ use super::contacts::{
     message_from_row, next_contact_seq,
 };
 use super::settings::{
-    insert_channel_row, insert_custom_field_row, insert_team_row, insert_user_row, read_settings,
+    insert_bot_row, insert_channel_row, insert_custom_field_row, insert_funnel_row, insert_tag_row,
+    insert_team_row, insert_user_row, read_settings,
 };
-use super::{RowExt, SqlBuilder, db_error, flag};
+use super::{RowExt, SqlBuilder, db_error};
 use crate::domain::contact::{BotAssignment, ContactRecord};
 use crate::domain::settings::AccountSettings;
 use crate::domain::{FunnelId, Identifier, PublicId, Timestamp, fold_case};
@@ -120,46 +121,31 @@ pub(super) async fn import_settings(
         .await?;
     }
     for b in &snapshot.bots {
-        sqlx::query(
-            "INSERT INTO bots (uuid, account_id, name, enabled, version, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        insert_bot_row(
+            conn,
+            account,
+            b.uuid,
+            &b.name,
+            b.enabled,
+            b.version,
+            b.created_at,
         )
-        .bind(b.uuid.to_string())
-        .bind(account.0)
-        .bind(b.name.clone())
-        .bind(flag(b.enabled))
-        .bind(b.version)
-        .bind(b.created_at.unix())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     }
     for f in &snapshot.funnels {
-        sqlx::query(
-            "INSERT INTO funnels (uuid, account_id, name, emoji, position, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        insert_funnel_row(
+            conn,
+            account,
+            f.uuid,
+            &f.name,
+            f.emoji.as_deref(),
+            f.position,
+            f.created_at,
         )
-        .bind(f.uuid.to_string())
-        .bind(account.0)
-        .bind(f.name.clone())
-        .bind(f.emoji.clone())
-        .bind(f.position)
-        .bind(f.created_at.unix())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        .await?;
     }
     for tag in &snapshot.tags {
-        sqlx::query(
-            "INSERT INTO tags (account_id, name, name_key, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(account.0)
-        .bind(tag.name.clone())
-        .bind(fold_case(&tag.name))
-        .bind(tag.created_at.unix())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        insert_tag_row(conn, account, &tag.name, tag.created_at).await?;
     }
     for field in &snapshot.custom_fields {
         insert_custom_field_row(
