@@ -177,6 +177,19 @@ pub struct PageMeta {
     pub pages: u32,
 }
 
+/// The `page`-th (1-based) run of `page_size` items, with its meta block.
+pub fn page_of<T>(items: &[T], page: u32, page_size: u32) -> (&[T], PageMeta) {
+    let start = (page as usize - 1)
+        .saturating_mul(page_size as usize)
+        .min(items.len());
+    let end = start.saturating_add(page_size as usize).min(items.len());
+    let meta = PageMeta {
+        page,
+        pages: page_count(i64::try_from(items.len()).unwrap_or(i64::MAX), page_size),
+    };
+    (&items[start..end], meta)
+}
+
 /// `ceil(total / page_size)`, at least 1.
 pub fn page_count(total: i64, page_size: u32) -> u32 {
     let total = u64::try_from(total).unwrap_or(0);
@@ -437,6 +450,16 @@ pub struct MessageList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_of_slices_and_counts() {
+        let items: Vec<u32> = (1..=5).collect();
+        let (first, meta) = page_of(&items, 1, 2);
+        assert_eq!((first, meta.page, meta.pages), (&[1, 2][..], 1, 3));
+        assert_eq!(page_of(&items, 3, 2).0, &[5]);
+        assert!(page_of(&items, 9, 2).0.is_empty());
+        assert_eq!(page_of(&items, u32::MAX, 2).1.pages, 3);
+    }
 
     #[test]
     fn pages_round_up_and_never_drop_below_one() {

@@ -10,7 +10,7 @@ use crate::api::AppState;
 use crate::api::extract::{
     FromQuery, JsonObject, PathParam, Query, QueryParams, parse_fields, path_id,
 };
-use crate::api::views::{ChannelView, PageMeta, Status, page_count};
+use crate::api::views::{ChannelView, PageMeta, Status, page_of};
 use crate::auth::Caller;
 use crate::domain::{FieldError, PublicId, Source, Timestamp};
 use crate::error::{ApiError, ApiResult, ErrorBody, NotFoundAs};
@@ -119,18 +119,10 @@ pub async fn list(
         .filter(|c| kind.is_none_or(|k| c.kind == k))
         .filter(|c| active.is_none_or(|a| c.is_active() == a))
         .collect();
-    let skip = (page as usize - 1).saturating_mul(PAGE_SIZE as usize);
+    let (channels, meta) = page_of(&matching, page, PAGE_SIZE);
     Ok(Json(ChannelList {
-        channels: matching
-            .iter()
-            .skip(skip)
-            .take(PAGE_SIZE as usize)
-            .map(|c| ChannelView::from(*c))
-            .collect(),
-        meta: PageMeta {
-            page,
-            pages: page_count(matching.len() as i64, PAGE_SIZE),
-        },
+        channels: channels.iter().map(|c| ChannelView::from(*c)).collect(),
+        meta,
     }))
 }
 

@@ -9,7 +9,7 @@ use super::{destroyed, text_field};
 use crate::api::AppState;
 use crate::api::extract::{JsonObject, PageQuery, PathParam, Query, parse_fields, path_id};
 use crate::api::openapi::NonBlankText;
-use crate::api::views::{PageMeta, Status, TeamView, page_count};
+use crate::api::views::{PageMeta, Status, TeamView, page_of};
 use crate::auth::Caller;
 use crate::domain::settings::AccountSettings;
 use crate::domain::{FieldError, FieldErrors, PublicId};
@@ -99,19 +99,10 @@ pub async fn list(
 ) -> ApiResult<Json<TeamList>> {
     let page = query.number();
     let settings = app.store.settings(caller.account).await?;
-    let skip = (page as usize - 1).saturating_mul(PAGE_SIZE as usize);
+    let (teams, meta) = page_of(&settings.teams, page, PAGE_SIZE);
     Ok(Json(TeamList {
-        teams: settings
-            .teams
-            .iter()
-            .skip(skip)
-            .take(PAGE_SIZE as usize)
-            .map(TeamView::from)
-            .collect(),
-        meta: PageMeta {
-            page,
-            pages: page_count(settings.teams.len() as i64, PAGE_SIZE),
-        },
+        teams: teams.iter().map(TeamView::from).collect(),
+        meta,
     }))
 }
 
