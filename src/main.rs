@@ -111,7 +111,7 @@ type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -301,11 +301,23 @@ fn no_account(
 }
 
 async fn copy(from: &str, to: &str) -> CliResult {
-    let summary = bellbook::copy::copy_database(from, to, |p| {
-        eprintln!(
-            "account {}/{} '{}': {}/{} contacts",
-            p.account_number, p.accounts, p.account, p.contacts_copied, p.contacts_total
-        );
+    use bellbook::copy::CopyProgress;
+    let summary = bellbook::copy::copy_database(from, to, |progress| match progress {
+        CopyProgress::Account {
+            number,
+            accounts,
+            name,
+            contacts,
+        } => eprintln!("account {number}/{accounts} '{name}': {contacts} contacts"),
+        // A line when a table starts, per 100 000 rows, and when it is done.
+        CopyProgress::Rows {
+            table,
+            copied,
+            total,
+        } if *copied == 0 || *copied == *total || copied % 100_000 == 0 => {
+            eprintln!("{table}: {copied}/{total} rows");
+        }
+        CopyProgress::Rows { .. } => {}
     })
     .await?;
     eprintln!(

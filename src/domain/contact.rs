@@ -455,8 +455,8 @@ mod tests {
 
     fn settings() -> AccountSettings {
         let at = Timestamp::from_unix(0);
-        AccountSettings {
-            tags: vec![
+        AccountSettings::new(
+            vec![
                 Tag {
                     id: 1,
                     name: "Call back".into(),
@@ -468,14 +468,14 @@ mod tests {
                     created_at: at,
                 },
             ],
-            custom_fields: vec![CustomField {
+            vec![CustomField {
                 id: 7,
                 name: "orderNumber".into(),
                 kind: CustomFieldType::Number,
                 options: vec![],
                 created_at: at,
             }],
-            users: vec![User {
+            vec![User {
                 id: 3,
                 uuid: PublicId::random(),
                 email: "Jane.Doe@email.com".into(),
@@ -483,8 +483,11 @@ mod tests {
                 owner: false,
                 created_at: at,
             }],
-            ..AccountSettings::default()
-        }
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! learn which database is underneath; [`connect`] picks it by URL scheme.
 
 pub mod snapshot;
-mod sql;
+pub(crate) mod sql;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -13,7 +15,7 @@ use crate::domain::settings::{
 use crate::domain::{Conflict, CustomFieldType, FunnelId, PublicId, Source, Timestamp};
 
 pub use snapshot::{AccountSnapshot, ContactSnapshot};
-pub use sql::{Backend, SqlStore};
+pub use sql::{Backend, CopyError, CopyProgress, CopySummary, SqlStore};
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and
 /// brings its schema up to date.
@@ -299,34 +301,14 @@ pub trait AdminStore: Send + Sync {
     /// Writes a whole account in one transaction. Returns `false`, changing
     /// nothing, when an account with that uuid already exists.
     async fn import_account(&self, snapshot: &AccountSnapshot) -> StoreResult<bool>;
-    /// Adds contacts (with their messages) to an imported account, in one
-    /// transaction.
-    async fn import_contacts(
-        &self,
-        account: AccountId,
-        contacts: &[ContactSnapshot],
-    ) -> StoreResult<()>;
-    /// An account with its settings and keys; `contacts` left empty (see
-    /// [`AdminStore::export_contacts`]).
-    async fn export_account(&self, account: AccountId) -> StoreResult<AccountSnapshot>;
-    /// Up to `limit` contacts after sequence number `after_seq`, oldest first.
-    async fn export_contacts(
-        &self,
-        account: AccountId,
-        after_seq: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<ContactSnapshot>>;
-    async fn shared_secrets(&self) -> StoreResult<Vec<(String, String)>>;
-    /// Sets shared secrets, replacing any of the same name.
-    async fn replace_shared_secrets(&self, secrets: &[(String, String)]) -> StoreResult<()>;
-    /// Makes the database ready for new rows after imports that kept ids.
-    async fn finish_import(&self) -> StoreResult<()>;
 }
 
 /// The settings of SPEC §2.
 #[async_trait]
 pub trait SettingsStore: Send + Sync {
-    async fn settings(&self, account: AccountId) -> StoreResult<AccountSettings>;
+    /// The account's settings as they are now (shared, cached until they
+    /// change).
+    async fn settings(&self, account: AccountId) -> StoreResult<Arc<AccountSettings>>;
 
     async fn create_tag(&self, account: AccountId, name: &str) -> StoreResult<Tag>;
     async fn rename_tag(&self, account: AccountId, tag_id: i64, name: &str) -> StoreResult<Tag>;

@@ -82,6 +82,14 @@ impl TestDatabase {
     }
 }
 
+/// A connection to the PostgreSQL server's admin database, driven by a
+/// task of the current runtime until the client is dropped.
+async fn postgres_admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 /// A fresh PostgreSQL database, dropped when this goes away.
 pub struct PostgresDatabase {
     admin_url: String,
@@ -90,17 +98,15 @@ pub struct PostgresDatabase {
 
 impl PostgresDatabase {
     pub async fn create() -> PostgresDatabase {
-        use sqlx::Connection;
         let admin_url = postgres_admin_url();
         let name = format!("bellbook_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
+        let admin = postgres_admin(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed for the tests: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .expect("create test database");
-        let _ = admin.close().await;
         PostgresDatabase { admin_url, name }
     }
 
@@ -125,13 +131,9 @@ impl Drop for PostgresDatabase {
                 .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    if let Ok(admin) = postgres_admin(&admin_url).await {
                         let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
-                            .execute(&mut admin)
-                            .await;
-                        let _ = admin.close().await;
+                        let _ = admin.batch_execute(&drop).await;
                     }
                 });
             }

@@ -1,456 +1,892 @@
 //! Contacts, their conversation and its messages.
+//!
+//! A contact is read from its one row: the tags and custom field values it
+//! has are kept there too (`tag_ids`, `field_values`), beside the
+//! normalised `contact_tags` and `contact_field_values` that filters and
+//! settings changes use, and everything it refers to (channel, team, user,
+//! funnel, bot, tag and field names) comes from the account's cached
+//! settings. Every write keeps the copies, the counters of
+//! `docs/storage.md` and the search index in step, in its transaction.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use sqlx::AnyConnection;
-use sqlx::any::AnyRow;
+use const_format::concatcp;
 
-use super::settings::custom_field_from_row;
-use super::{RowExt, SqlBuilder, SqlStore, db_error, unique_means};
+use super::SqlStore;
+use super::cache::{Seen, SettingsCache};
+use super::db::{Db, params, row_struct};
+use super::{foreign_key_violation, unique_means};
 use crate::domain::contact::{
-    BotAssignment, BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord,
-    NewContact,
+    BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord, NewContact,
 };
-use crate::domain::identifier::digits_of;
-use crate::domain::settings::{Bot, Channel, Team};
+use crate::domain::settings::AccountSettings;
 use crate::domain::{
-    Conflict, CustomFieldValue, FieldError, Identifier, PublicId, Source, Timestamp, fold_case,
+    Conflict, CustomFieldValue, FieldError, PublicId, Source, Timestamp, fold_case,
 };
 use crate::store::{
-    AccountId, ContactFilter, ContactPage, ContactPosition, ContactStore, MessageKind, MessagePage,
-    MessageRecord, PageStart, StoreError, StoreResult, TagsMode,
+    AccountId, ContactFilter, ContactPage, ContactStore, MessageKind, MessagePage, MessageRecord,
+    PageStart, StoreError, StoreResult,
 };
 
-/// Every column a [`ContactRecord`] is built from, joined in one statement.
-pub(super) const CONTACT_SELECT: &str =
-    "SELECT c.id, c.uuid, c.seq, c.updated_at, c.name, c.identifier, c.source,
-        c.avatar_url, c.blocked_at, c.bsuid, c.note, c.created_at, c.conversation_uuid,
-        c.closed_at, c.bot_status, c.bot_version, c.bot_started_at,
-        ch.id AS ch_id, ch.uuid AS ch_uuid, ch.title AS ch_title, ch.type AS ch_type,
-        ch.is_main AS ch_main, ch.discarded_at AS ch_discarded_at, ch.created_at AS ch_created_at,
-        t.id AS team_id, t.uuid AS team_uuid, t.name AS team_name, t.is_default AS team_default,
-        t.created_at AS team_created_at,
-        (SELECT count(*) FROM team_members m WHERE m.team_id = t.id) AS team_members,
-        u.email AS user_email,
-        f.uuid AS funnel_uuid,
-        b.id AS bot_row_id, b.uuid AS bot_uuid, b.name AS bot_name, b.enabled AS bot_enabled,
-        b.version AS bot_current_version, b.created_at AS bot_created_at
-    FROM contacts c
-    JOIN channels ch ON ch.id = c.channel_id
-    LEFT JOIN teams t ON t.id = c.team_id
-    LEFT JOIN users u ON u.id = c.assigned_user_id
-    LEFT JOIN funnels f ON f.id = c.funnel_id
-    LEFT JOIN bots b ON b.id = c.bot_id";
-
-/// The columns of a new contact row.
-pub(super) struct ContactRow<'a> {
-    pub uuid: PublicId,
-    pub conversation_uuid: PublicId,
-    pub name: &'a str,
-    pub identifier: &'a Identifier,
-    pub source: Source,
-    pub channel_id: i64,
-    pub team_id: Option<i64>,
-    pub assigned_user_id: Option<i64>,
-    pub note: Option<&'a str>,
-    pub created_at: Timestamp,
-    pub bot: Option<BotAssignment>,
-    pub bot_started_at: Option<Timestamp>,
-}
-
-/// Hands out the account's next contact sequence number. Taking it locks
-/// the account row until commit, so sequence order is commit order: a
-/// listing that has seen contact n has seen every contact before it (what
-/// cursor walks rely on), and creates of one account run one at a time.
-pub(super) async fn next_contact_seq(
-    conn: &mut AnyConnection,
-    account: AccountId,
-) -> StoreResult<i64> {
-    sqlx::query_scalar(
-        "UPDATE accounts SET contact_seq = contact_seq + 1 WHERE id = $1 RETURNING contact_seq",
-    )
-    .bind(account.0)
-    .fetch_optional(conn)
-    .await
-    .map_err(db_error)?
-    .ok_or(StoreError::NotFound)
-}
-
-/// Inserts a contact numbered `seq` (from [`next_contact_seq`]) with its
-/// tags and values; returns its row id.
-pub(super) async fn insert_contact_row(
-    conn: &mut AnyConnection,
-    account: AccountId,
-    seq: i64,
-    row: &ContactRow<'_>,
-    tag_ids: &[i64],
-    values: &[(i64, CustomFieldValue)],
-) -> StoreResult<i64> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO contacts (uuid, account_id, seq, name, name_key, identifier, identifier_digits,
-             identifier_key, source, channel_id, team_id, assigned_user_id, note, created_at,
-             updated_at, conversation_uuid, bot_id, bot_status, bot_version, bot_started_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17, $18, $19)
-         RETURNING id",
-    )
-    .bind(row.uuid.to_string())
-    .bind(account.0)
-    .bind(seq)
-    .bind(row.name.to_owned())
-    .bind(fold_case(row.name))
-    .bind(row.identifier.raw.clone())
-    .bind(row.identifier.digits.clone())
-    .bind(row.identifier.key.clone())
-    .bind(row.source.as_str())
-    .bind(row.channel_id)
-    .bind(row.team_id)
-    .bind(row.assigned_user_id)
-    .bind(row.note.map(str::to_owned))
-    .bind(row.created_at.unix())
-    .bind(row.conversation_uuid.to_string())
-    .bind(row.bot.map(|b| b.bot_id))
-    .bind(row.bot.map(|b| b.status.as_str()))
-    .bind(row.bot.map(|b| b.version))
-    .bind(row.bot_started_at.map(Timestamp::unix))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    insert_tags(conn, id, tag_ids).await?;
-    for (field_id, value) in values {
-        upsert_value(conn, id, *field_id, value).await?;
+row_struct! {
+    /// A contacts row: everything a [`ContactRecord`] is built from, with
+    /// its references as row ids.
+    pub(super) struct ContactRow {
+        id: i64,
+        uuid: PublicId,
+        seq: i64,
+        name: String,
+        /// The folded name, as the search index holds it.
+        name_key: String,
+        identifier: String,
+        identifier_digits: String,
+        source: Source,
+        channel_id: i64,
+        team_id: Option<i64>,
+        assigned_user_id: Option<i64>,
+        avatar_url: Option<String>,
+        blocked_at: Option<Timestamp>,
+        bsuid: Option<String>,
+        note: Option<String>,
+        created_at: Timestamp,
+        updated_at: Timestamp,
+        conversation_uuid: PublicId,
+        closed_at: Option<Timestamp>,
+        funnel_id: Option<i64>,
+        bot_id: Option<i64>,
+        bot_status: Option<String>,
+        bot_version: Option<i64>,
+        bot_started_at: Option<Timestamp>,
+        /// Tag ids in the order they were set, comma-separated.
+        tag_ids: String,
+        /// Custom field values: a JSON object by field id.
+        field_values: String,
     }
-    Ok(id)
 }
 
-/// Rows per multi-row INSERT: far below SQLite's bound-parameter limit,
-/// however many tags an account has.
-const ROWS_PER_INSERT: usize = 200;
+pub(super) const SELECT_CONTACT: &str = concatcp!("SELECT ", ContactRow::COLUMNS, " FROM contacts");
 
-async fn insert_tags(
-    conn: &mut AnyConnection,
-    contact_id: i64,
-    tag_ids: &[i64],
-) -> StoreResult<()> {
-    for (chunk_index, chunk) in tag_ids.chunks(ROWS_PER_INSERT).enumerate() {
-        let mut sql =
-            SqlBuilder::new("INSERT INTO contact_tags (contact_id, tag_id, position) VALUES ");
-        for (i, tag_id) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            let position = i64::try_from(chunk_index * ROWS_PER_INSERT + i).unwrap_or(i64::MAX);
-            sql.push("(")
-                .int(contact_id)
-                .push(", ")
-                .int(*tag_id)
-                .push(", ")
-                .int(position)
-                .push(")");
+/// A contact's custom field values by field id.
+pub(super) type FieldValues = BTreeMap<i64, String>;
+
+pub(super) fn encode_tag_ids(ids: &[i64]) -> String {
+    let mut text = String::with_capacity(ids.len() * 4);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
         }
-        sql.query().execute(&mut *conn).await.map_err(db_error)?;
+        text.push_str(&id.to_string());
     }
-    Ok(())
+    text
 }
 
-async fn upsert_value(
-    conn: &mut AnyConnection,
-    contact_id: i64,
-    field_id: i64,
-    value: &CustomFieldValue,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO contact_field_values (contact_id, field_id, value) VALUES ($1, $2, $3)
-         ON CONFLICT (contact_id, field_id) DO UPDATE SET value = excluded.value",
-    )
-    .bind(contact_id)
-    .bind(field_id)
-    .bind(value.as_str().to_owned())
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-pub(super) async fn insert_message(
-    conn: &mut AnyConnection,
-    contact_id: i64,
-    message: &MessageRecord,
-) -> StoreResult<()> {
-    sqlx::query("INSERT INTO messages (uuid, contact_id, kind, text, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(message.uuid.to_string())
-        .bind(contact_id)
-        .bind(message.kind.as_str())
-        .bind(message.text.clone())
-        .bind(message.created_at.unix())
-        .execute(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
-}
-
-async fn record_event(
-    conn: &mut AnyConnection,
-    contact_id: i64,
-    text: String,
-    at: Timestamp,
-) -> StoreResult<()> {
-    let event = MessageRecord {
-        uuid: PublicId::random(),
-        kind: MessageKind::Event,
-        text,
-        created_at: at,
-    };
-    insert_message(conn, contact_id, &event).await
-}
-
-pub(super) fn message_from_row(row: &AnyRow) -> StoreResult<MessageRecord> {
-    let kind = match row.text("kind")?.as_str() {
-        "note" => MessageKind::Note,
-        "event" => MessageKind::Event,
-        _ => return Err(StoreError::other("messages.kind holds an unknown kind")),
-    };
-    Ok(MessageRecord {
-        uuid: row.public_id("uuid")?,
-        kind,
-        text: row.text("text")?,
-        created_at: row.time("created_at")?,
-    })
-}
-
-/// Builds the contact of one joined row, without its tags and values.
-fn contact_from_row(row: &AnyRow) -> StoreResult<ContactRecord> {
-    let channel = Channel {
-        id: row.int("ch_id")?,
-        uuid: row.public_id("ch_uuid")?,
-        title: row.text("ch_title")?,
-        kind: row.source("ch_type")?,
-        main: row.flag("ch_main")?,
-        discarded_at: row.opt_time("ch_discarded_at")?,
-        created_at: row.time("ch_created_at")?,
-    };
-    let team = match row.opt_int("team_id")? {
-        Some(id) => Some(Team {
-            id,
-            uuid: row.public_id("team_uuid")?,
-            name: row.text("team_name")?,
-            is_default: row.flag("team_default")?,
-            members: row.int("team_members")?,
-            created_at: row.time("team_created_at")?,
-        }),
-        None => None,
-    };
-    let bot = match (row.opt_int("bot_row_id")?, row.opt_text("bot_status")?) {
-        (Some(id), Some(status)) => Some(ContactBot {
-            bot: Bot {
-                id,
-                uuid: row.public_id("bot_uuid")?,
-                name: row.text("bot_name")?,
-                enabled: row.flag("bot_enabled")?,
-                version: row.int("bot_current_version")?,
-                created_at: row.time("bot_created_at")?,
-            },
-            status: BotStatus::from_stored(&status)
-                .ok_or_else(|| StoreError::other("contacts.bot_status holds an unknown status"))?,
-            version: row.opt_int("bot_version")?.unwrap_or(1),
-            conversation_started_at: row.opt_time("bot_started_at")?,
-        }),
-        _ => None,
-    };
-    Ok(ContactRecord {
-        uuid: row.public_id("uuid")?,
-        name: row.text("name")?,
-        identifier: row.text("identifier")?,
-        source: row.source("source")?,
-        avatar_url: row.opt_text("avatar_url")?,
-        blocked_at: row.opt_time("blocked_at")?,
-        created_at: row.time("created_at")?,
-        funnel: row.opt_funnel_id("funnel_uuid")?,
-        closed_at: row.opt_time("closed_at")?,
-        conversation_uuid: row.public_id("conversation_uuid")?,
-        tags: Vec::new(),
-        assigned_user: row.opt_text("user_email")?,
-        custom_fields: Vec::new(),
-        team,
-        channel,
-        bsuid: row.opt_text("bsuid")?,
-        note: row.opt_text("note")?,
-        bot,
-    })
-}
-
-/// Turns joined contact rows into records, loading the tags and values of
-/// all of them in two statements.
-pub(super) async fn contacts_from_rows(
-    conn: &mut AnyConnection,
-    rows: &[AnyRow],
-) -> StoreResult<Vec<ContactRecord>> {
-    if rows.is_empty() {
+pub(super) fn decode_tag_ids(text: &str) -> StoreResult<Vec<i64>> {
+    if text.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = rows
-        .iter()
-        .map(|r| r.int("id"))
-        .collect::<StoreResult<Vec<i64>>>()?;
-    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-    let mut sql = SqlBuilder::new(
-        "SELECT ct.contact_id, t.name FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id
-         WHERE ct.contact_id IN (",
-    );
-    sql.ints(&ids).push(") ORDER BY ct.contact_id, ct.position");
-    for row in sql.query().fetch_all(&mut *conn).await.map_err(db_error)? {
-        tags.entry(row.int("contact_id")?)
-            .or_default()
-            .push(row.text("name")?);
-    }
-    let mut values: HashMap<i64, Vec<ContactFieldValue>> = HashMap::new();
-    let mut sql = SqlBuilder::new(
-        "SELECT v.contact_id, v.value, f.id, f.name, f.type, f.options, f.created_at
-         FROM contact_field_values v JOIN custom_fields f ON f.id = v.field_id
-         WHERE v.contact_id IN (",
-    );
-    sql.ints(&ids).push(") ORDER BY v.contact_id, f.id");
-    for row in sql.query().fetch_all(&mut *conn).await.map_err(db_error)? {
-        let field = custom_field_from_row(&row)?;
-        values
-            .entry(row.int("contact_id")?)
-            .or_default()
-            .push(ContactFieldValue {
-                name: field.name,
-                kind: field.kind,
-                options: field.options,
-                value: CustomFieldValue::from_stored(row.text("value")?),
-            });
-    }
-    rows.iter()
-        .zip(&ids)
-        .map(|(row, id)| {
-            let mut contact = contact_from_row(row)?;
-            contact.tags = tags.remove(id).unwrap_or_default();
-            contact.custom_fields = values.remove(id).unwrap_or_default();
-            Ok(contact)
+    text.split(',')
+        .map(|id| {
+            id.parse()
+                .map_err(|_| StoreError::other("contacts.tag_ids holds a malformed id"))
         })
         .collect()
 }
 
-async fn read_contact(
-    conn: &mut AnyConnection,
-    account: AccountId,
-    uuid: PublicId,
-) -> StoreResult<ContactRecord> {
-    let mut sql = SqlBuilder::new(CONTACT_SELECT);
-    sql.push(" WHERE c.account_id = ")
-        .int(account.0)
-        .push(" AND c.uuid = ")
-        .text(uuid.to_string());
-    first_contact(conn, &sql).await
+pub(super) fn encode_field_values(values: &FieldValues) -> StoreResult<String> {
+    serde_json::to_string(values).map_err(|e| StoreError::Other(Box::new(e)))
 }
 
-async fn first_contact(conn: &mut AnyConnection, sql: &SqlBuilder) -> StoreResult<ContactRecord> {
-    let rows = sql.query().fetch_all(&mut *conn).await.map_err(db_error)?;
-    let row = rows.into_iter().next().ok_or(StoreError::NotFound)?;
-    contacts_from_rows(conn, std::slice::from_ref(&row))
-        .await?
-        .pop()
-        .ok_or(StoreError::NotFound)
+pub(super) fn decode_field_values(text: &str) -> StoreResult<FieldValues> {
+    serde_json::from_str(text).map_err(|e| StoreError::Other(Box::new(e)))
 }
 
-/// The state of a contact that changes are compared against, read with the
-/// row locked for the rest of the transaction (the `UPDATE` takes the lock
-/// on PostgreSQL; SQLite's write transaction already holds the database).
-struct LockedContact {
-    id: i64,
-    team_id: Option<i64>,
-    assigned_user_id: Option<i64>,
-    closed_at: Option<Timestamp>,
-    funnel_id: Option<i64>,
+/// Changes the `field_values` copy of one contact.
+pub(super) fn edit_field_values(
+    db: &mut dyn Db,
+    contact_id: i64,
+    edit: impl FnOnce(&mut FieldValues),
+) -> StoreResult<()> {
+    let stored: String = db.one(
+        "SELECT field_values FROM contacts WHERE id = $1",
+        &params![contact_id],
+    )?;
+    let mut values = decode_field_values(&stored)?;
+    edit(&mut values);
+    db.execute(
+        "UPDATE contacts SET field_values = $1 WHERE id = $2",
+        &params![encode_field_values(&values)?.as_str(), contact_id],
+    )?;
+    Ok(())
 }
 
-async fn lock_contact(
-    conn: &mut AnyConnection,
-    account: AccountId,
-    uuid: PublicId,
-    at: Timestamp,
-) -> StoreResult<LockedContact> {
-    let row = sqlx::query(
-        "UPDATE contacts SET updated_at = $1 WHERE account_id = $2 AND uuid = $3
-         RETURNING id, team_id, assigned_user_id, closed_at, funnel_id",
-    )
-    .bind(at.unix())
-    .bind(account.0)
-    .bind(uuid.to_string())
-    .fetch_optional(conn)
-    .await
-    .map_err(db_error)?
-    .ok_or(StoreError::NotFound)?;
-    Ok(LockedContact {
-        id: row.int("id")?,
-        team_id: row.opt_int("team_id")?,
-        assigned_user_id: row.opt_int("assigned_user_id")?,
-        closed_at: row.opt_time("closed_at")?,
-        funnel_id: row.opt_int("funnel_id")?,
+/// Builds the contact of `row` as the API shows it, resolving its
+/// references through `settings` (read in the same transaction).
+pub(super) fn render(row: &ContactRow, settings: &AccountSettings) -> StoreResult<ContactRecord> {
+    let missing =
+        |what: &str| StoreError::other(format!("contact {} refers to an unknown {what}", row.uuid));
+    let channel = settings
+        .channel_by_id(row.channel_id)
+        .ok_or_else(|| missing("channel"))?
+        .clone();
+    let team = match row.team_id {
+        Some(id) => Some(
+            settings
+                .team_by_id(id)
+                .ok_or_else(|| missing("team"))?
+                .clone(),
+        ),
+        None => None,
+    };
+    let assigned_user = match row.assigned_user_id {
+        Some(id) => Some(
+            settings
+                .user_by_id(id)
+                .ok_or_else(|| missing("user"))?
+                .email
+                .clone(),
+        ),
+        None => None,
+    };
+    let funnel = match row.funnel_id {
+        Some(id) => Some(
+            settings
+                .funnel_by_id(id)
+                .ok_or_else(|| missing("funnel"))?
+                .uuid,
+        ),
+        None => None,
+    };
+    let bot = match (row.bot_id, &row.bot_status) {
+        (Some(id), Some(status)) => Some(ContactBot {
+            bot: settings
+                .bot_by_id(id)
+                .ok_or_else(|| missing("bot"))?
+                .clone(),
+            status: BotStatus::from_stored(status)
+                .ok_or_else(|| StoreError::other("contacts.bot_status holds an unknown status"))?,
+            version: row.bot_version.unwrap_or(1),
+            conversation_started_at: row.bot_started_at,
+        }),
+        _ => None,
+    };
+    let tags = decode_tag_ids(&row.tag_ids)?
+        .into_iter()
+        .map(|id| {
+            settings
+                .tag_by_id(id)
+                .map(|tag| tag.name.clone())
+                .ok_or_else(|| missing("tag"))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let custom_fields = decode_field_values(&row.field_values)?
+        .into_iter()
+        .map(|(id, value)| {
+            let field = settings
+                .custom_field_by_id(id)
+                .ok_or_else(|| missing("custom field"))?;
+            Ok(ContactFieldValue {
+                name: field.name.clone(),
+                kind: field.kind,
+                options: field.options.clone(),
+                value: CustomFieldValue::from_stored(value),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(ContactRecord {
+        uuid: row.uuid,
+        name: row.name.clone(),
+        identifier: row.identifier.clone(),
+        source: row.source,
+        avatar_url: row.avatar_url.clone(),
+        blocked_at: row.blocked_at,
+        created_at: row.created_at,
+        funnel,
+        closed_at: row.closed_at,
+        conversation_uuid: row.conversation_uuid,
+        tags,
+        assigned_user,
+        custom_fields,
+        team,
+        channel,
+        bsuid: row.bsuid.clone(),
+        note: row.note.clone(),
+        bot,
     })
 }
 
-async fn name_of(conn: &mut AnyConnection, sql: &'static str, id: i64) -> StoreResult<String> {
-    sqlx::query_scalar(sql)
-        .bind(id)
-        .fetch_one(conn)
-        .await
-        .map_err(db_error)
+/// Hands out the account's next contact sequence number and counts the
+/// new contact. Taking it locks the account row until commit, so sequence
+/// order is commit order: a listing that has seen contact n has seen every
+/// contact before it (what cursor walks rely on), and creates of one
+/// account run one at a time.
+pub(super) fn next_contact_seq(db: &mut dyn Db, account: AccountId) -> StoreResult<i64> {
+    db.one(
+        "UPDATE accounts SET contact_seq = contact_seq + 1, contact_count = contact_count + 1
+         WHERE id = $1 RETURNING contact_seq",
+        &params![account.0],
+    )
 }
 
-/// Adds the filter of a listing to `sql` (which ends in a WHERE clause).
-fn push_filter(sql: &mut SqlBuilder, filter: &ContactFilter, tag_ids: &[i64]) {
-    if let Some(source) = filter.source {
-        sql.push(" AND c.source = ").text(source.as_str());
+/// Moves the per-channel, per-team and per-tag totals of a contact by
+/// `delta` (the account's own total moves with its sequence number, or on
+/// delete).
+fn count_memberships(
+    db: &mut dyn Db,
+    channel_id: i64,
+    team_id: Option<i64>,
+    tag_ids: &[i64],
+    delta: i64,
+) -> StoreResult<()> {
+    db.execute(
+        "UPDATE channels SET contact_count = contact_count + $1 WHERE id = $2",
+        &params![delta, channel_id],
+    )?;
+    if let Some(team_id) = team_id {
+        count_team(db, team_id, delta)?;
     }
-    if let Some(team) = filter.team {
-        sql.push(" AND c.team_id IN (SELECT id FROM teams WHERE uuid = ")
-            .text(team.to_string())
-            .push(")");
+    for tag_id in tag_ids {
+        count_tag(db, *tag_id, delta)?;
     }
-    if !tag_ids.is_empty() {
-        sql.push(" AND c.id IN (SELECT contact_id FROM contact_tags WHERE tag_id IN (")
-            .ints(tag_ids)
-            .push(")");
-        if filter.tags_mode == TagsMode::All {
-            let wanted = i64::try_from(tag_ids.len()).unwrap_or(i64::MAX);
-            sql.push(" GROUP BY contact_id HAVING count(*) = ")
-                .int(wanted);
+    Ok(())
+}
+
+fn count_team(db: &mut dyn Db, team_id: i64, delta: i64) -> StoreResult<()> {
+    db.execute(
+        "UPDATE teams SET contact_count = contact_count + $1 WHERE id = $2",
+        &params![delta, team_id],
+    )?;
+    Ok(())
+}
+
+fn count_tag(db: &mut dyn Db, tag_id: i64, delta: i64) -> StoreResult<()> {
+    db.execute(
+        "UPDATE tags SET contact_count = contact_count + $1 WHERE id = $2",
+        &params![delta, tag_id],
+    )?;
+    Ok(())
+}
+
+/// Adds a contact to the `q` index. PostgreSQL's trigram indexes follow
+/// the table by themselves; SQLite's full-text table is told.
+fn index_for_search(db: &mut dyn Db, row: &ContactRow) -> StoreResult<()> {
+    if db.backend() == super::Backend::Sqlite {
+        db.execute(
+            "INSERT INTO contacts_search (rowid, name_key, identifier_digits) VALUES ($1, $2, $3)",
+            &params![row.id, &row.name_key, &row.identifier_digits],
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes a contact from the `q` index, given what was indexed.
+fn unindex_for_search(
+    db: &mut dyn Db,
+    id: i64,
+    name_key: &str,
+    identifier_digits: &str,
+) -> StoreResult<()> {
+    if db.backend() == super::Backend::Sqlite {
+        db.execute(
+            "INSERT INTO contacts_search (contacts_search, rowid, name_key, identifier_digits)
+             VALUES ('delete', $1, $2, $3)",
+            &params![id, name_key, identifier_digits],
+        )?;
+    }
+    Ok(())
+}
+
+fn add_tag(db: &mut dyn Db, row: &ContactRow, tag_id: i64) -> StoreResult<()> {
+    db.execute(
+        "INSERT INTO contact_tags (contact_id, tag_id, created_at, seq) VALUES ($1, $2, $3, $4)",
+        &params![row.id, tag_id, row.created_at, row.seq],
+    )?;
+    Ok(())
+}
+
+fn set_value(db: &mut dyn Db, contact_id: i64, field_id: i64, value: &str) -> StoreResult<()> {
+    db.execute(
+        "INSERT INTO contact_field_values (contact_id, field_id, value) VALUES ($1, $2, $3)
+         ON CONFLICT (contact_id, field_id) DO UPDATE SET value = excluded.value",
+        &params![contact_id, field_id, value],
+    )?;
+    Ok(())
+}
+
+/// Writes a new contacts row (its `id` is the database's to choose) with
+/// its tag memberships, values, search entry and channel/team/tag totals;
+/// returns the row id. The account's total moves with
+/// [`next_contact_seq`].
+pub(super) fn insert_row(
+    db: &mut dyn Db,
+    account: AccountId,
+    row: &mut ContactRow,
+    identifier_key: &str,
+) -> StoreResult<()> {
+    row.id = db.one(
+        "INSERT INTO contacts (uuid, account_id, seq, name, name_key, identifier,
+             identifier_digits, identifier_key, source, channel_id, team_id, assigned_user_id,
+             avatar_url, blocked_at, bsuid, note, created_at, updated_at, conversation_uuid,
+             closed_at, funnel_id, bot_id, bot_status, bot_version, bot_started_at, tag_ids,
+             field_values)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+         RETURNING id",
+        &params![
+            row.uuid.to_string().as_str(),
+            account.0,
+            row.seq,
+            &row.name,
+            &row.name_key,
+            &row.identifier,
+            &row.identifier_digits,
+            identifier_key,
+            row.source.as_str(),
+            row.channel_id,
+            row.team_id,
+            row.assigned_user_id,
+            &row.avatar_url,
+            row.blocked_at,
+            &row.bsuid,
+            &row.note,
+            row.created_at,
+            row.updated_at,
+            row.conversation_uuid.to_string().as_str(),
+            row.closed_at,
+            row.funnel_id,
+            row.bot_id,
+            &row.bot_status,
+            row.bot_version,
+            row.bot_started_at,
+            &row.tag_ids,
+            &row.field_values
+        ],
+    )?;
+    let tag_ids = decode_tag_ids(&row.tag_ids)?;
+    for tag_id in &tag_ids {
+        add_tag(db, row, *tag_id)?;
+    }
+    for (field_id, value) in decode_field_values(&row.field_values)? {
+        set_value(db, row.id, field_id, &value)?;
+    }
+    index_for_search(db, row)?;
+    count_memberships(db, row.channel_id, row.team_id, &tag_ids, 1)
+}
+
+fn contact_exists(existing: &str, identifier: &str) -> StoreError {
+    let mut detail = FieldError::new(
+        "identifier",
+        "contact_exists",
+        format!("contact {existing} already has this identifier on this channel"),
+    );
+    detail.uuid = Some(existing.to_owned());
+    StoreError::Conflict(
+        Conflict::new(
+            "contact_exists",
+            format!("a contact with identifier '{identifier}' already exists on this channel"),
+        )
+        .with_detail(detail),
+    )
+}
+
+/// The contacts row a validated new contact becomes, numbered `seq`.
+fn new_row(contact: &NewContact, seq: i64) -> StoreResult<ContactRow> {
+    let values: FieldValues = contact
+        .field_values
+        .iter()
+        .map(|(id, value)| (*id, value.as_str().to_owned()))
+        .collect();
+    Ok(ContactRow {
+        id: 0,
+        uuid: contact.uuid,
+        seq,
+        name: contact.name.clone(),
+        name_key: fold_case(&contact.name),
+        identifier: contact.identifier.raw.clone(),
+        identifier_digits: contact.identifier.digits.clone(),
+        source: contact.source,
+        channel_id: contact.channel_id,
+        team_id: contact.team_id,
+        assigned_user_id: contact.assigned_user_id,
+        avatar_url: None,
+        blocked_at: None,
+        bsuid: None,
+        note: contact.note.clone(),
+        created_at: contact.created_at,
+        updated_at: contact.created_at,
+        conversation_uuid: contact.conversation_uuid,
+        closed_at: None,
+        funnel_id: None,
+        bot_id: contact.bot.map(|b| b.bot_id),
+        bot_status: contact.bot.map(|b| b.status.as_str().to_owned()),
+        bot_version: contact.bot.map(|b| b.version),
+        bot_started_at: contact
+            .bot
+            .filter(|b| b.status == BotStatus::Started)
+            .map(|_| contact.created_at),
+        tag_ids: encode_tag_ids(&contact.tag_ids),
+        field_values: encode_field_values(&values)?,
+    })
+}
+
+/// Creates a contact; refused with `contact_exists` when the channel
+/// already has one with the same identifier key.
+pub(super) fn insert(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    contact: &NewContact,
+) -> StoreResult<ContactRecord> {
+    // Whoever creates a contact in this account at the same time waits
+    // here, then finds this one in the check below (a 409 naming it).
+    let seq = next_contact_seq(db, account)?;
+    let existing: Option<String> = db.optional(
+        "SELECT uuid FROM contacts WHERE channel_id = $1 AND identifier_key = $2",
+        &params![contact.channel_id, &contact.identifier.key],
+    )?;
+    if let Some(existing) = existing {
+        return Err(contact_exists(&existing, &contact.identifier.raw));
+    }
+    let mut row = new_row(contact, seq)?;
+    insert_row(db, account, &mut row, &contact.identifier.key)?;
+    let settings = cache.current(db, account, Seen::Uncommitted)?;
+    render(&row, &settings)
+}
+
+/// Locks a contact's row for the rest of the transaction (the `UPDATE`
+/// takes the lock on PostgreSQL; SQLite's write transaction holds the
+/// database) and reads it.
+fn lock_contact(
+    db: &mut dyn Db,
+    account: AccountId,
+    uuid: PublicId,
+    at: Timestamp,
+) -> StoreResult<ContactRow> {
+    db.one(
+        concatcp!(
+            "UPDATE contacts SET updated_at = $1 WHERE account_id = $2 AND uuid = $3 RETURNING ",
+            ContactRow::COLUMNS
+        ),
+        &params![at, account.0, uuid.to_string().as_str()],
+    )
+}
+
+fn record_event(db: &mut dyn Db, contact_id: i64, text: String, at: Timestamp) -> StoreResult<()> {
+    insert_message(
+        db,
+        contact_id,
+        &MessageRecord {
+            uuid: PublicId::random(),
+            kind: MessageKind::Event,
+            text,
+            created_at: at,
+        },
+    )
+}
+
+pub(super) fn insert_message(
+    db: &mut dyn Db,
+    contact_id: i64,
+    message: &MessageRecord,
+) -> StoreResult<()> {
+    db.execute(
+        "INSERT INTO messages (uuid, contact_id, kind, text, created_at) VALUES ($1, $2, $3, $4, $5)",
+        &params![
+            message.uuid.to_string().as_str(),
+            contact_id,
+            message.kind.as_str(),
+            &message.text,
+            message.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Applies a validated PATCH and records the events it causes.
+pub(super) fn update(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    uuid: PublicId,
+    changes: &ContactChanges,
+    at: Timestamp,
+) -> StoreResult<ContactRecord> {
+    let mut row = lock_contact(db, account, uuid, at)?;
+    let settings = cache.current(db, account, Seen::Uncommitted)?;
+    if let Some(name) = &changes.name
+        && *name != row.name
+    {
+        unindex_for_search(db, row.id, &row.name_key, &row.identifier_digits)?;
+        row.name = name.clone();
+        row.name_key = fold_case(name);
+        index_for_search(db, &row)?;
+    }
+    if let Some(assigned) = changes.assigned_user_id
+        && assigned != row.assigned_user_id
+    {
+        let text = match assigned {
+            Some(user_id) => {
+                let user = settings
+                    .user_by_id(user_id)
+                    .ok_or_else(foreign_key_violation)?;
+                format!("Conversation was assigned to {}", user.name)
+            }
+            None => "Conversation was unassigned".to_owned(),
+        };
+        row.assigned_user_id = assigned;
+        record_event(db, row.id, text, at)?;
+    }
+    if let Some(team_id) = changes.team_id
+        && Some(team_id) != row.team_id
+    {
+        let team = settings
+            .team_by_id(team_id)
+            .ok_or_else(foreign_key_violation)?;
+        let text = format!("Conversation was moved to team {}", team.name);
+        if let Some(old) = row.team_id {
+            count_team(db, old, -1)?;
         }
-        sql.push(")");
+        count_team(db, team_id, 1)?;
+        row.team_id = Some(team_id);
+        record_event(db, row.id, text, at)?;
     }
-    if let Some(q) = &filter.q {
-        let pattern = format!("%{}%", escape_like(&fold_case(q)));
-        sql.push(" AND (c.name_key LIKE ")
-            .text(pattern)
-            .push(" ESCAPE '\\'");
-        if looks_like_phone_number(q) {
-            let digits = format!("%{}%", digits_of(q));
-            sql.push(" OR c.identifier_digits LIKE ").text(digits);
+    if let Some(note) = &changes.note {
+        row.note = note.clone();
+    }
+    if let Some(bsuid) = &changes.bsuid {
+        if let Some(bsuid) = bsuid {
+            let holder: Option<String> = db.optional(
+                "SELECT uuid FROM contacts WHERE account_id = $1 AND bsuid = $2 AND id <> $3",
+                &params![account.0, bsuid, row.id],
+            )?;
+            if let Some(holder) = holder {
+                return Err(StoreError::conflict(
+                    "bsuid_taken",
+                    format!("contact {holder} already has bsuid '{bsuid}'"),
+                ));
+            }
         }
-        sql.push(")");
+        row.bsuid = bsuid.clone();
+    }
+    if let Some(bot) = changes.bot {
+        row.bot_id = Some(bot.bot_id);
+        row.bot_status = Some(bot.status.as_str().to_owned());
+        row.bot_version = Some(bot.version);
+        if bot.status == BotStatus::Started {
+            row.bot_started_at = Some(at);
+        }
+    }
+    if let Some(tag_ids) = &changes.tag_ids {
+        let old = decode_tag_ids(&row.tag_ids)?;
+        for removed in old.iter().filter(|id| !tag_ids.contains(id)) {
+            db.execute(
+                "DELETE FROM contact_tags WHERE contact_id = $1 AND tag_id = $2",
+                &params![row.id, *removed],
+            )?;
+            count_tag(db, *removed, -1)?;
+        }
+        for added in tag_ids.iter().filter(|id| !old.contains(id)) {
+            add_tag(db, &row, *added)?;
+            count_tag(db, *added, 1)?;
+        }
+        row.tag_ids = encode_tag_ids(tag_ids);
+    }
+    if !changes.field_values.is_empty() {
+        // One row per key: concurrent merges of different keys never touch
+        // each other's rows (and this contact's row is locked anyway).
+        let mut values = decode_field_values(&row.field_values)?;
+        for (field_id, value) in &changes.field_values {
+            match value {
+                Some(value) => {
+                    set_value(db, row.id, *field_id, value.as_str())?;
+                    values.insert(*field_id, value.as_str().to_owned());
+                }
+                None => {
+                    db.execute(
+                        "DELETE FROM contact_field_values WHERE contact_id = $1 AND field_id = $2",
+                        &params![row.id, *field_id],
+                    )?;
+                    values.remove(field_id);
+                }
+            }
+        }
+        row.field_values = encode_field_values(&values)?;
+    }
+    // Another contact given the same bsuid at the same time is only seen by
+    // the unique index.
+    let taken = format!(
+        "another contact already has bsuid '{}'",
+        row.bsuid.as_deref().unwrap_or_default()
+    );
+    db.execute(
+        "UPDATE contacts SET name = $1, name_key = $2, assigned_user_id = $3, team_id = $4,
+             note = $5, bsuid = $6, bot_id = $7, bot_status = $8, bot_version = $9,
+             bot_started_at = $10, tag_ids = $11, field_values = $12
+         WHERE id = $13",
+        &params![
+            &row.name,
+            &row.name_key,
+            row.assigned_user_id,
+            row.team_id,
+            &row.note,
+            &row.bsuid,
+            row.bot_id,
+            &row.bot_status,
+            row.bot_version,
+            row.bot_started_at,
+            &row.tag_ids,
+            &row.field_values,
+            row.id
+        ],
+    )
+    .map_err(unique_means("bsuid_taken", taken))?;
+    render(&row, &settings)
+}
+
+row_struct! {
+    struct DeletedRow {
+        id: i64,
+        channel_id: i64,
+        team_id: Option<i64>,
+        tag_ids: String,
+        name_key: String,
+        identifier_digits: String,
     }
 }
 
-fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
+/// Removes a contact with its conversation and messages.
+pub(super) fn delete(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> StoreResult<()> {
+    // Memberships, values and messages go with it (ON DELETE CASCADE).
+    let gone: DeletedRow = db.one(
+        concatcp!(
+            "DELETE FROM contacts WHERE account_id = $1 AND uuid = $2 RETURNING ",
+            DeletedRow::COLUMNS
+        ),
+        &params![account.0, uuid.to_string().as_str()],
+    )?;
+    db.execute(
+        "UPDATE accounts SET contact_count = contact_count - 1 WHERE id = $1",
+        &params![account.0],
+    )?;
+    let tag_ids = decode_tag_ids(&gone.tag_ids)?;
+    count_memberships(db, gone.channel_id, gone.team_id, &tag_ids, -1)?;
+    unindex_for_search(db, gone.id, &gone.name_key, &gone.identifier_digits)
 }
 
-/// `+39 333-12 34`, `(555) 123.4567`: digits with phone punctuation only.
-fn looks_like_phone_number(text: &str) -> bool {
-    text.chars().any(|c| c.is_ascii_digit())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+/// Closes the conversation; closing a closed one keeps the first time.
+pub(super) fn close_conversation(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    uuid: PublicId,
+    at: Timestamp,
+) -> StoreResult<ContactRecord> {
+    let mut row = lock_contact(db, account, uuid, at)?;
+    if row.closed_at.is_none() {
+        db.execute(
+            "UPDATE contacts SET closed_at = $1 WHERE id = $2",
+            &params![at, row.id],
+        )?;
+        row.closed_at = Some(at);
+        record_event(db, row.id, "Conversation was closed".to_owned(), at)?;
+    }
+    let settings = cache.current(db, account, Seen::Uncommitted)?;
+    render(&row, &settings)
+}
+
+pub(super) fn open_conversation(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    uuid: PublicId,
+    at: Timestamp,
+) -> StoreResult<ContactRecord> {
+    let mut row = lock_contact(db, account, uuid, at)?;
+    if row.closed_at.is_some() {
+        db.execute(
+            "UPDATE contacts SET closed_at = NULL WHERE id = $1",
+            &params![row.id],
+        )?;
+        row.closed_at = None;
+        record_event(db, row.id, "Conversation was reopened".to_owned(), at)?;
+    }
+    let settings = cache.current(db, account, Seen::Uncommitted)?;
+    render(&row, &settings)
+}
+
+pub(super) fn set_funnel(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    uuid: PublicId,
+    funnel_id: Option<i64>,
+    at: Timestamp,
+) -> StoreResult<ContactRecord> {
+    let mut row = lock_contact(db, account, uuid, at)?;
+    let settings = cache.current(db, account, Seen::Uncommitted)?;
+    if row.funnel_id != funnel_id {
+        let text = match funnel_id {
+            Some(id) => {
+                let funnel = settings
+                    .funnel_by_id(id)
+                    .ok_or_else(foreign_key_violation)?;
+                format!("Conversation was moved to funnel {}", funnel.name)
+            }
+            None => "Conversation was removed from its funnel".to_owned(),
+        };
+        db.execute(
+            "UPDATE contacts SET funnel_id = $1 WHERE id = $2",
+            &params![funnel_id, row.id],
+        )?;
+        row.funnel_id = funnel_id;
+        record_event(db, row.id, text, at)?;
+    }
+    render(&row, &settings)
+}
+
+pub(super) fn add_note(
+    db: &mut dyn Db,
+    account: AccountId,
+    uuid: PublicId,
+    text: &str,
+    at: Timestamp,
+) -> StoreResult<MessageRecord> {
+    let row = lock_contact(db, account, uuid, at)?;
+    let note = MessageRecord {
+        uuid: PublicId::random(),
+        kind: MessageKind::Note,
+        text: text.to_owned(),
+        created_at: at,
+    };
+    insert_message(db, row.id, &note)?;
+    Ok(note)
+}
+
+fn read_row(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> StoreResult<ContactRow> {
+    db.one(
+        concatcp!(SELECT_CONTACT, " WHERE account_id = $1 AND uuid = $2"),
+        &params![account.0, uuid.to_string().as_str()],
+    )
+}
+
+/// One contact, in a read transaction.
+pub(super) fn read(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    uuid: PublicId,
+) -> StoreResult<ContactRecord> {
+    let settings = cache.current(db, account, Seen::Committed)?;
+    render(&read_row(db, account, uuid)?, &settings)
+}
+
+pub(super) fn read_by_phone(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    channel_id: i64,
+    digits: &str,
+) -> StoreResult<ContactRecord> {
+    let settings = cache.current(db, account, Seen::Committed)?;
+    let channel = settings
+        .channel_by_id(channel_id)
+        .ok_or(StoreError::NotFound)?;
+    // On WhatsApp the digits are the unique key; other channels' contacts
+    // are found by the digits of their identifier.
+    let row: ContactRow = if channel.kind == Source::Whatsapp {
+        db.one(
+            concatcp!(
+                SELECT_CONTACT,
+                " WHERE account_id = $1 AND channel_id = $2 AND identifier_key = $3"
+            ),
+            &params![account.0, channel_id, digits],
+        )?
+    } else {
+        db.one(
+            concatcp!(
+                SELECT_CONTACT,
+                " WHERE account_id = $1 AND channel_id = $2 AND identifier_digits = $3
+                  AND source <> 'whatsapp' ORDER BY created_at, seq LIMIT 1"
+            ),
+            &params![account.0, channel_id, digits],
+        )?
+    };
+    render(&row, &settings)
+}
+
+pub(super) fn read_by_bsuid(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    bsuid: &str,
+) -> StoreResult<ContactRecord> {
+    let settings = cache.current(db, account, Seen::Committed)?;
+    let row: ContactRow = db.one(
+        concatcp!(SELECT_CONTACT, " WHERE account_id = $1 AND bsuid = $2"),
+        &params![account.0, bsuid],
+    )?;
+    render(&row, &settings)
+}
+
+row_struct! {
+    pub(super) struct MessageRow {
+        uuid: PublicId,
+        kind: String,
+        text: String,
+        created_at: Timestamp,
+    }
+}
+
+impl TryFrom<MessageRow> for MessageRecord {
+    type Error = StoreError;
+
+    fn try_from(row: MessageRow) -> StoreResult<Self> {
+        let kind = match row.kind.as_str() {
+            "note" => MessageKind::Note,
+            "event" => MessageKind::Event,
+            _ => return Err(StoreError::other("messages.kind holds an unknown kind")),
+        };
+        Ok(MessageRecord {
+            uuid: row.uuid,
+            kind,
+            text: row.text,
+            created_at: row.created_at,
+        })
+    }
+}
+
+pub(super) fn read_messages(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    uuid: PublicId,
+    page: u32,
+    page_size: u32,
+) -> StoreResult<MessagePage> {
+    let settings = cache.current(db, account, Seen::Committed)?;
+    let row = read_row(db, account, uuid)?;
+    let total: i64 = db.one(
+        "SELECT count(*) FROM messages WHERE contact_id = $1",
+        &params![row.id],
+    )?;
+    let offset = i64::from(page.saturating_sub(1)) * i64::from(page_size);
+    let messages: Vec<MessageRow> = db.all(
+        concatcp!(
+            "SELECT ",
+            MessageRow::COLUMNS,
+            " FROM messages WHERE contact_id = $1
+              ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        ),
+        &params![row.id, i64::from(page_size), offset],
+    )?;
+    Ok(MessagePage {
+        contact: render(&row, &settings)?,
+        messages: messages
+            .into_iter()
+            .map(MessageRecord::try_from)
+            .collect::<StoreResult<_>>()?,
+        total,
+    })
 }
 
 #[async_trait]
@@ -460,64 +896,9 @@ impl ContactStore for SqlStore {
         account: AccountId,
         contact: &NewContact,
     ) -> StoreResult<ContactRecord> {
-        let mut tx = self.begin_write().await?;
-        // Whoever creates a contact in this account at the same time waits
-        // here, then finds this one in the check below (a 409 naming it).
-        let seq = next_contact_seq(tx.conn(), account).await?;
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT uuid FROM contacts WHERE channel_id = $1 AND identifier_key = $2",
-        )
-        .bind(contact.channel_id)
-        .bind(contact.identifier.key.clone())
-        .fetch_optional(tx.conn())
-        .await
-        .map_err(db_error)?;
-        if let Some(uuid) = existing {
-            let mut detail = FieldError::new(
-                "identifier",
-                "contact_exists",
-                format!("contact {uuid} already has this identifier on this channel"),
-            );
-            detail.uuid = Some(uuid);
-            return Err(StoreError::Conflict(
-                Conflict::new(
-                    "contact_exists",
-                    format!(
-                        "a contact with identifier '{}' already exists on this channel",
-                        contact.identifier.raw
-                    ),
-                )
-                .with_detail(detail),
-            ));
-        }
-        insert_contact_row(
-            tx.conn(),
-            account,
-            seq,
-            &ContactRow {
-                uuid: contact.uuid,
-                conversation_uuid: contact.conversation_uuid,
-                name: &contact.name,
-                identifier: &contact.identifier,
-                source: contact.source,
-                channel_id: contact.channel_id,
-                team_id: contact.team_id,
-                assigned_user_id: contact.assigned_user_id,
-                note: contact.note.as_deref(),
-                created_at: contact.created_at,
-                bot: contact.bot,
-                bot_started_at: contact
-                    .bot
-                    .filter(|b| b.status == BotStatus::Started)
-                    .map(|_| contact.created_at),
-            },
-            &contact.tag_ids,
-            &contact.field_values,
-        )
-        .await?;
-        let record = read_contact(tx.conn(), account, contact.uuid).await?;
-        tx.commit().await?;
-        Ok(record)
+        let contact = contact.clone();
+        self.write(move |db, cache| insert(db, cache, account, &contact))
+            .await
     }
 
     async fn update_contact(
@@ -527,147 +908,14 @@ impl ContactStore for SqlStore {
         changes: &ContactChanges,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        let mut tx = self.begin_write().await?;
-        let conn = tx.conn();
-        let current = lock_contact(conn, account, uuid, at).await?;
-        if let Some(name) = &changes.name {
-            sqlx::query("UPDATE contacts SET name = $1, name_key = $2 WHERE id = $3")
-                .bind(name.clone())
-                .bind(fold_case(name))
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-        }
-        if let Some(assigned) = changes.assigned_user_id
-            && assigned != current.assigned_user_id
-        {
-            sqlx::query("UPDATE contacts SET assigned_user_id = $1 WHERE id = $2")
-                .bind(assigned)
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            let text = match assigned {
-                Some(user_id) => {
-                    let name =
-                        name_of(conn, "SELECT name FROM users WHERE id = $1", user_id).await?;
-                    format!("Conversation was assigned to {name}")
-                }
-                None => "Conversation was unassigned".to_owned(),
-            };
-            record_event(conn, current.id, text, at).await?;
-        }
-        if let Some(team_id) = changes.team_id
-            && Some(team_id) != current.team_id
-        {
-            sqlx::query("UPDATE contacts SET team_id = $1 WHERE id = $2")
-                .bind(team_id)
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            let team = name_of(conn, "SELECT name FROM teams WHERE id = $1", team_id).await?;
-            record_event(
-                conn,
-                current.id,
-                format!("Conversation was moved to team {team}"),
-                at,
-            )
-            .await?;
-        }
-        if let Some(note) = &changes.note {
-            sqlx::query("UPDATE contacts SET note = $1 WHERE id = $2")
-                .bind(note.clone())
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-        }
-        if let Some(bsuid) = &changes.bsuid {
-            if let Some(bsuid) = bsuid {
-                let holder: Option<String> = sqlx::query_scalar(
-                    "SELECT uuid FROM contacts WHERE account_id = $1 AND bsuid = $2 AND id <> $3",
-                )
-                .bind(account.0)
-                .bind(bsuid.clone())
-                .bind(current.id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?;
-                if let Some(holder) = holder {
-                    return Err(StoreError::conflict(
-                        "bsuid_taken",
-                        format!("contact {holder} already has bsuid '{bsuid}'"),
-                    ));
-                }
-            }
-            // Another contact given the same bsuid at the same time is only
-            // seen by the unique index.
-            sqlx::query("UPDATE contacts SET bsuid = $1 WHERE id = $2")
-                .bind(bsuid.clone())
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(unique_means(
-                    "bsuid_taken",
-                    format!(
-                        "another contact already has bsuid '{}'",
-                        bsuid.as_deref().unwrap_or_default()
-                    ),
-                ))?;
-        }
-        if let Some(bot) = changes.bot {
-            let started_at = (bot.status == BotStatus::Started).then_some(at.unix());
-            sqlx::query(
-                "UPDATE contacts SET bot_id = $1, bot_status = $2, bot_version = $3,
-                        bot_started_at = COALESCE($4, bot_started_at)
-                 WHERE id = $5",
-            )
-            .bind(bot.bot_id)
-            .bind(bot.status.as_str())
-            .bind(bot.version)
-            .bind(started_at)
-            .bind(current.id)
-            .execute(&mut *conn)
+        let changes = changes.clone();
+        self.write(move |db, cache| update(db, cache, account, uuid, &changes, at))
             .await
-            .map_err(db_error)?;
-        }
-        if let Some(tag_ids) = &changes.tag_ids {
-            sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1")
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            insert_tags(conn, current.id, tag_ids).await?;
-        }
-        // One row per key: concurrent merges of different keys never touch
-        // each other's rows.
-        for (field_id, value) in &changes.field_values {
-            match value {
-                Some(value) => upsert_value(conn, current.id, *field_id, value).await?,
-                None => {
-                    sqlx::query(
-                        "DELETE FROM contact_field_values WHERE contact_id = $1 AND field_id = $2",
-                    )
-                    .bind(current.id)
-                    .bind(*field_id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                }
-            }
-        }
-        let record = read_contact(conn, account, uuid).await?;
-        tx.commit().await?;
-        Ok(record)
     }
 
     async fn contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<ContactRecord> {
-        let mut tx = self.begin_read().await?;
-        let record = read_contact(&mut tx, account, uuid).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(record)
+        self.read(move |db, cache| read(db, cache, account, uuid))
+            .await
     }
 
     async fn contact_by_phone(
@@ -676,18 +924,9 @@ impl ContactStore for SqlStore {
         channel_id: i64,
         digits: &str,
     ) -> StoreResult<ContactRecord> {
-        let mut sql = SqlBuilder::new(CONTACT_SELECT);
-        sql.push(" WHERE c.account_id = ")
-            .int(account.0)
-            .push(" AND c.channel_id = ")
-            .int(channel_id)
-            .push(" AND c.identifier_digits = ")
-            .text(digits)
-            .push(" ORDER BY c.created_at, c.seq LIMIT 1");
-        let mut tx = self.begin_read().await?;
-        let record = first_contact(&mut tx, &sql).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(record)
+        let digits = digits.to_owned();
+        self.read(move |db, cache| read_by_phone(db, cache, account, channel_id, &digits))
+            .await
     }
 
     async fn contact_by_bsuid(
@@ -695,15 +934,9 @@ impl ContactStore for SqlStore {
         account: AccountId,
         bsuid: &str,
     ) -> StoreResult<ContactRecord> {
-        let mut sql = SqlBuilder::new(CONTACT_SELECT);
-        sql.push(" WHERE c.account_id = ")
-            .int(account.0)
-            .push(" AND c.bsuid = ")
-            .text(bsuid);
-        let mut tx = self.begin_read().await?;
-        let record = first_contact(&mut tx, &sql).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(record)
+        let bsuid = bsuid.to_owned();
+        self.read(move |db, cache| read_by_bsuid(db, cache, account, &bsuid))
+            .await
     }
 
     async fn list_contacts(
@@ -713,115 +946,15 @@ impl ContactStore for SqlStore {
         start: PageStart,
         page_size: u32,
     ) -> StoreResult<ContactPage> {
-        let mut tx = self.begin_read().await?;
-        let watermark = match start {
-            PageStart::After { watermark, .. } => watermark,
-            PageStart::Number(_) => {
-                sqlx::query_scalar("SELECT contact_seq FROM accounts WHERE id = $1")
-                    .bind(account.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?
-                    .unwrap_or(0)
-            }
-        };
-        let empty = ContactPage {
-            contacts: Vec::new(),
-            total: 0,
-            watermark,
-            next: None,
-        };
-
-        let mut tag_ids = Vec::new();
-        if !filter.tags.is_empty() {
-            let mut wanted: Vec<String> = filter.tags.iter().map(|t| fold_case(t)).collect();
-            wanted.sort();
-            wanted.dedup();
-            let mut sql = SqlBuilder::new("SELECT id FROM tags WHERE account_id = ");
-            sql.int(account.0)
-                .push(" AND name_key IN (")
-                .texts(&wanted)
-                .push(")");
-            for row in sql.query().fetch_all(&mut *tx).await.map_err(db_error)? {
-                tag_ids.push(row.int("id")?);
-            }
-            // An unknown tag matches nothing (SPEC §4).
-            let unmatched = match filter.tags_mode {
-                TagsMode::All => tag_ids.len() < wanted.len(),
-                TagsMode::Any => tag_ids.is_empty(),
-            };
-            if unmatched {
-                return Ok(empty);
-            }
-        }
-
-        let scope = |sql: &mut SqlBuilder| {
-            sql.push(" WHERE c.account_id = ")
-                .int(account.0)
-                .push(" AND c.seq <= ")
-                .int(watermark);
-            push_filter(sql, filter, &tag_ids);
-        };
-        let mut count = SqlBuilder::new("SELECT count(*) AS total FROM contacts c");
-        scope(&mut count);
-        let total = count
-            .query()
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .int("total")?;
-
-        let mut page = SqlBuilder::new(CONTACT_SELECT);
-        scope(&mut page);
-        if let PageStart::After { position, .. } = start {
-            let t = position.created_at.unix();
-            page.push(" AND (c.created_at < ")
-                .int(t)
-                .push(" OR (c.created_at = ")
-                .int(t)
-                .push(" AND c.seq < ")
-                .int(position.seq)
-                .push("))");
-        }
-        page.push(" ORDER BY c.created_at DESC, c.seq DESC LIMIT ")
-            .int(i64::from(page_size) + 1);
-        if let PageStart::Number(number) = start {
-            let offset = i64::from(number.saturating_sub(1)) * i64::from(page_size);
-            page.push(" OFFSET ").int(offset);
-        }
-        let mut rows = page.query().fetch_all(&mut *tx).await.map_err(db_error)?;
-        let has_more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        let next = match rows.last() {
-            Some(last) if has_more => Some(ContactPosition {
-                created_at: last.time("created_at")?,
-                seq: last.int("seq")?,
-            }),
-            _ => None,
-        };
-        let contacts = contacts_from_rows(&mut tx, &rows).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(ContactPage {
-            contacts,
-            total,
-            watermark,
-            next,
+        let filter = filter.clone();
+        self.read(move |db, cache| {
+            super::listing::list(db, cache, account, &filter, start, page_size)
         })
+        .await
     }
 
     async fn delete_contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<()> {
-        // Tags, values and messages go with it (ON DELETE CASCADE).
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM contacts WHERE account_id = $1 AND uuid = $2")
-            .bind(account.0)
-            .bind(uuid.to_string())
-            .execute(tx.conn())
-            .await
-            .map_err(db_error)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tx.commit().await
+        self.write(move |db, _| delete(db, account, uuid)).await
     }
 
     async fn close_conversation(
@@ -830,21 +963,8 @@ impl ContactStore for SqlStore {
         uuid: PublicId,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        let mut tx = self.begin_write().await?;
-        let conn = tx.conn();
-        let current = lock_contact(conn, account, uuid, at).await?;
-        if current.closed_at.is_none() {
-            sqlx::query("UPDATE contacts SET closed_at = $1 WHERE id = $2")
-                .bind(at.unix())
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            record_event(conn, current.id, "Conversation was closed".to_owned(), at).await?;
-        }
-        let record = read_contact(conn, account, uuid).await?;
-        tx.commit().await?;
-        Ok(record)
+        self.write(move |db, cache| close_conversation(db, cache, account, uuid, at))
+            .await
     }
 
     async fn open_conversation(
@@ -853,20 +973,8 @@ impl ContactStore for SqlStore {
         uuid: PublicId,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        let mut tx = self.begin_write().await?;
-        let conn = tx.conn();
-        let current = lock_contact(conn, account, uuid, at).await?;
-        if current.closed_at.is_some() {
-            sqlx::query("UPDATE contacts SET closed_at = NULL WHERE id = $1")
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            record_event(conn, current.id, "Conversation was reopened".to_owned(), at).await?;
-        }
-        let record = read_contact(conn, account, uuid).await?;
-        tx.commit().await?;
-        Ok(record)
+        self.write(move |db, cache| open_conversation(db, cache, account, uuid, at))
+            .await
     }
 
     async fn set_funnel(
@@ -876,28 +984,8 @@ impl ContactStore for SqlStore {
         funnel_id: Option<i64>,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        let mut tx = self.begin_write().await?;
-        let conn = tx.conn();
-        let current = lock_contact(conn, account, uuid, at).await?;
-        if current.funnel_id != funnel_id {
-            sqlx::query("UPDATE contacts SET funnel_id = $1 WHERE id = $2")
-                .bind(funnel_id)
-                .bind(current.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            let text = match funnel_id {
-                Some(id) => {
-                    let name = name_of(conn, "SELECT name FROM funnels WHERE id = $1", id).await?;
-                    format!("Conversation was moved to funnel {name}")
-                }
-                None => "Conversation was removed from its funnel".to_owned(),
-            };
-            record_event(conn, current.id, text, at).await?;
-        }
-        let record = read_contact(conn, account, uuid).await?;
-        tx.commit().await?;
-        Ok(record)
+        self.write(move |db, cache| set_funnel(db, cache, account, uuid, funnel_id, at))
+            .await
     }
 
     async fn add_note(
@@ -907,17 +995,9 @@ impl ContactStore for SqlStore {
         text: &str,
         at: Timestamp,
     ) -> StoreResult<MessageRecord> {
-        let mut tx = self.begin_write().await?;
-        let current = lock_contact(tx.conn(), account, uuid, at).await?;
-        let note = MessageRecord {
-            uuid: PublicId::random(),
-            kind: MessageKind::Note,
-            text: text.to_owned(),
-            created_at: at,
-        };
-        insert_message(tx.conn(), current.id, &note).await?;
-        tx.commit().await?;
-        Ok(note)
+        let text = text.to_owned();
+        self.write(move |db, _| add_note(db, account, uuid, &text, at))
+            .await
     }
 
     async fn list_messages(
@@ -927,41 +1007,8 @@ impl ContactStore for SqlStore {
         page: u32,
         page_size: u32,
     ) -> StoreResult<MessagePage> {
-        let mut tx = self.begin_read().await?;
-        let contact = read_contact(&mut tx, account, uuid).await?;
-        let contact_id: i64 =
-            sqlx::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND uuid = $2")
-                .bind(account.0)
-                .bind(uuid.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE contact_id = $1")
-            .bind(contact_id)
-            .fetch_one(&mut *tx)
+        self.read(move |db, cache| read_messages(db, cache, account, uuid, page, page_size))
             .await
-            .map_err(db_error)?;
-        let offset = i64::from(page.saturating_sub(1)) * i64::from(page_size);
-        let rows = sqlx::query(
-            "SELECT uuid, kind, text, created_at FROM messages WHERE contact_id = $1
-             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(contact_id)
-        .bind(i64::from(page_size))
-        .bind(offset)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let messages = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(MessagePage {
-            contact,
-            messages,
-            total,
-        })
     }
 }
 
@@ -970,15 +1017,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn like_patterns_escape_wildcards() {
-        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    fn tag_ids_round_trip_in_order() {
+        assert_eq!(encode_tag_ids(&[7, 3, 12]), "7,3,12");
+        assert_eq!(decode_tag_ids("7,3,12").expect("ids"), [7, 3, 12]);
+        assert_eq!(encode_tag_ids(&[]), "");
+        assert!(decode_tag_ids("").expect("none").is_empty());
+        assert!(decode_tag_ids("7,x").is_err());
     }
 
     #[test]
-    fn phone_numbers_are_told_from_names() {
-        assert!(looks_like_phone_number("+39 333-12 34"));
-        assert!(looks_like_phone_number("(555) 123.4567"));
-        assert!(!looks_like_phone_number("Agent 007"));
-        assert!(!looks_like_phone_number("+ -"));
+    fn field_values_are_a_json_object_by_field_id() {
+        let values: FieldValues = [(9, "b".to_owned()), (2, "a\"".to_owned())].into();
+        let text = encode_field_values(&values).expect("encode");
+        assert_eq!(text, r#"{"2":"a\"","9":"b"}"#);
+        assert_eq!(decode_field_values(&text).expect("decode"), values);
+        // What PostgreSQL's json_object_agg writes reads back too.
+        let spaced = decode_field_values(r#"{ "2" : "a", "9" : "b" }"#).expect("spaced");
+        assert_eq!(spaced.len(), 2);
     }
 }

@@ -1,58 +1,34 @@
-//! Whole accounts in and out of a database: what `--demo` loads and what
-//! `bellbook copy` moves from one database to another. References between
-//! objects travel as public ids and names and are resolved on arrival.
+//! Whole accounts into a database (what `--demo` loads), and whole
+//! databases into another (`bellbook copy`).
 
 use std::collections::HashMap;
 
-use sqlx::AnyConnection;
-
-use super::admin::{insert_key_row, list_keys};
+use super::admin::{insert_account_row, insert_key_row};
 use super::contacts::{
-    CONTACT_SELECT, ContactRow, contacts_from_rows, insert_contact_row, insert_message,
-    message_from_row, next_contact_seq,
+    ContactRow, FieldValues, encode_field_values, encode_tag_ids, insert_message, insert_row,
+    next_contact_seq,
 };
-use super::settings::{
-    insert_bot_row, insert_channel_row, insert_custom_field_row, insert_funnel_row, insert_tag_row,
-    insert_team_row, insert_user_row, read_settings,
-};
-use super::{RowExt, SqlBuilder, db_error};
-use crate::domain::contact::{BotAssignment, ContactRecord};
-use crate::domain::settings::AccountSettings;
-use crate::domain::{FunnelId, Identifier, PublicId, Timestamp, fold_case};
+use super::db::{Db, Value, params};
+use super::settings::{bots, channels, custom_fields, funnels, read_settings, tags, teams, users};
+use super::{Backend, migrate, postgres::PgDb, sqlite};
+use crate::domain::contact::ContactRecord;
+use crate::domain::{FunnelId, Identifier, PublicId, fold_case};
 use crate::store::snapshot::{AccountSnapshot, ContactSnapshot, TeamSnapshot};
-use crate::store::{AccountId, MessageRecord, NewApiKey, StoreError, StoreResult};
+use crate::store::{AccountId, NewApiKey, StoreError, StoreResult};
 
-/// Writes an account with its keys and settings; returns its row id.
-pub(super) async fn import_settings(
-    conn: &mut AnyConnection,
+/// Writes an account with its keys, settings and contacts.
+pub(super) fn import_account(
+    db: &mut dyn Db,
     snapshot: &AccountSnapshot,
 ) -> StoreResult<AccountId> {
-    // A kept id is written as is (and `finish_import` moves PostgreSQL's
-    // sequence past it); otherwise the database numbers the account.
-    let insert = match snapshot.id {
-        Some(_) => {
-            "INSERT INTO accounts (id, uuid, name, created_at, contact_seq)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id"
-        }
-        None => {
-            "INSERT INTO accounts (uuid, name, created_at, contact_seq)
-             VALUES ($1, $2, $3, $4) RETURNING id"
-        }
-    };
-    let mut query = sqlx::query_scalar(insert);
-    if let Some(id) = snapshot.id {
-        query = query.bind(id.0);
-    }
-    let account = AccountId(
-        query
-            .bind(snapshot.uuid.to_string())
-            .bind(snapshot.name.clone())
-            .bind(snapshot.created_at.unix())
-            .bind(snapshot.contact_seq)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?,
-    );
+    let account = insert_account_row(
+        db,
+        snapshot.id,
+        snapshot.uuid,
+        &snapshot.name,
+        snapshot.created_at,
+        snapshot.contact_seq,
+    )?;
     for key in &snapshot.api_keys {
         let new_key = NewApiKey {
             uuid: key.uuid,
@@ -61,107 +37,60 @@ pub(super) async fn import_settings(
             secret_hash: key.secret_hash.clone(),
             created_at: key.created_at,
         };
-        insert_key_row(conn, account, &new_key).await?;
-        if let Some(revoked_at) = key.revoked_at {
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE uuid = $2")
-                .bind(revoked_at.unix())
-                .bind(key.uuid.to_string())
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
-        }
+        insert_key_row(db, account, &new_key, key.revoked_at)?;
     }
-    let mut users = HashMap::new();
+    let mut user_ids = HashMap::new();
     for user in &snapshot.users {
-        let id = insert_user_row(
-            conn,
-            account,
-            user.uuid,
-            &user.email,
-            &user.name,
-            user.owner,
-            user.created_at,
-        )
-        .await?;
-        users.insert(user.uuid, id);
+        user_ids.insert(user.uuid, users::insert(db, account, user)?);
     }
     for TeamSnapshot { team, members } in &snapshot.teams {
-        let team_id = insert_team_row(
-            conn,
+        let team_id = teams::insert(
+            db,
             account,
             team.uuid,
             &team.name,
             team.is_default,
             team.created_at,
-        )
-        .await?;
+        )?;
         for member in members {
-            let user_id = users.get(member).ok_or_else(|| {
+            let user_id = user_ids.get(member).ok_or_else(|| {
                 StoreError::other(format!("team {} lists unknown member {member}", team.uuid))
             })?;
-            sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)")
-                .bind(team_id)
-                .bind(*user_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+            teams::add_member(db, team_id, *user_id)?;
         }
     }
-    for c in &snapshot.channels {
-        insert_channel_row(
-            conn,
-            account,
-            c.uuid,
-            &c.title,
-            c.kind,
-            c.main,
-            c.discarded_at,
-            c.created_at,
-        )
-        .await?;
+    for channel in &snapshot.channels {
+        channels::insert(db, account, channel)?;
     }
-    for b in &snapshot.bots {
-        insert_bot_row(
-            conn,
-            account,
-            b.uuid,
-            &b.name,
-            b.enabled,
-            b.version,
-            b.created_at,
-        )
-        .await?;
+    for bot in &snapshot.bots {
+        bots::insert(db, account, bot)?;
     }
-    for f in &snapshot.funnels {
-        insert_funnel_row(
-            conn,
-            account,
-            f.uuid,
-            &f.name,
-            f.emoji.as_deref(),
-            f.position,
-            f.created_at,
-        )
-        .await?;
+    for funnel in &snapshot.funnels {
+        funnels::insert(db, account, funnel)?;
     }
     for tag in &snapshot.tags {
-        insert_tag_row(conn, account, &tag.name, tag.created_at).await?;
+        tags::insert(db, account, &tag.name, tag.created_at)?;
     }
     for field in &snapshot.custom_fields {
-        insert_custom_field_row(
-            conn,
+        custom_fields::insert(
+            db,
             account,
             &field.name,
             field.kind,
             &field.options,
             field.created_at,
-        )
-        .await?;
+        )?;
+    }
+    if !snapshot.contacts.is_empty() {
+        let ids = SettingIds::read(db, account)?;
+        for contact in &snapshot.contacts {
+            import_contact(db, account, &ids, contact)?;
+        }
     }
     Ok(account)
 }
 
-/// Row ids of an account's settings, by the references contacts carry:
+/// Row ids of an account's settings, by the references snapshots carry:
 /// uuids for teams, channels, bots and funnels; folded names for tags,
 /// custom fields and e-mails.
 struct SettingIds {
@@ -174,9 +103,10 @@ struct SettingIds {
     fields: HashMap<String, i64>,
 }
 
-impl From<&AccountSettings> for SettingIds {
-    fn from(settings: &AccountSettings) -> Self {
-        SettingIds {
+impl SettingIds {
+    fn read(db: &mut dyn Db, account: AccountId) -> StoreResult<SettingIds> {
+        let settings = read_settings(db, account)?;
+        Ok(SettingIds {
             users_by_email: settings
                 .users
                 .iter()
@@ -196,28 +126,12 @@ impl From<&AccountSettings> for SettingIds {
                 .iter()
                 .map(|f| (fold_case(&f.name), f.id))
                 .collect(),
-        }
+        })
     }
 }
 
-/// Adds contacts to an account whose settings are already in place.
-pub(super) async fn import_contacts(
-    conn: &mut AnyConnection,
-    account: AccountId,
-    contacts: &[ContactSnapshot],
-) -> StoreResult<()> {
-    if contacts.is_empty() {
-        return Ok(());
-    }
-    let ids = SettingIds::from(&read_settings(conn, account).await?);
-    for contact in contacts {
-        import_contact(conn, account, &ids, contact).await?;
-    }
-    Ok(())
-}
-
-async fn import_contact(
-    conn: &mut AnyConnection,
+fn import_contact(
+    db: &mut dyn Db,
     account: AccountId,
     ids: &SettingIds,
     snapshot: &ContactSnapshot,
@@ -229,19 +143,14 @@ async fn import_contact(
             contact.uuid
         ))
     };
-    let channel_id = *ids
-        .channels
-        .get(&contact.channel.uuid)
-        .ok_or_else(|| missing("channel"))?;
+    let by_uuid = |map: &HashMap<PublicId, i64>, uuid: PublicId, what: &str| {
+        map.get(&uuid).copied().ok_or_else(|| missing(what))
+    };
+    let channel_id = by_uuid(&ids.channels, contact.channel.uuid, "channel")?;
     let team_id = contact
         .team
         .as_ref()
-        .map(|team| {
-            ids.teams
-                .get(&team.uuid)
-                .copied()
-                .ok_or_else(|| missing("team"))
-        })
+        .map(|team| by_uuid(&ids.teams, team.uuid, "team"))
         .transpose()?;
     let assigned_user_id = contact
         .assigned_user
@@ -262,21 +171,10 @@ async fn import_contact(
                 .ok_or_else(|| missing("funnel"))
         })
         .transpose()?;
-    let bot = contact
+    let bot_id = contact
         .bot
         .as_ref()
-        .map(|b| {
-            let bot_id = ids
-                .bots
-                .get(&b.bot.uuid)
-                .copied()
-                .ok_or_else(|| missing("bot"))?;
-            Ok(BotAssignment {
-                bot_id,
-                status: b.status,
-                version: b.version,
-            })
-        })
+        .map(|b| by_uuid(&ids.bots, b.bot.uuid, "bot"))
         .transpose()?;
     let identifier = Identifier::parse(&contact.identifier, contact.source)
         .map_err(|_| missing("identifier"))?;
@@ -299,146 +197,404 @@ async fn import_contact(
                 .get(&fold_case(&v.name))
                 .copied()
                 .ok_or_else(|| missing("custom field"))?;
-            Ok((id, v.value.clone()))
+            Ok((id, v.value.as_str().to_owned()))
         })
-        .collect::<StoreResult<Vec<_>>>()?;
+        .collect::<StoreResult<FieldValues>>()?;
     let seq = match snapshot.seq {
         Some(seq) => seq,
-        None => next_contact_seq(conn, account).await?,
+        None => next_contact_seq(db, account)?,
     };
-    let row = ContactRow {
+    let mut row = ContactRow {
+        id: 0,
         uuid: contact.uuid,
-        conversation_uuid: contact.conversation_uuid,
-        name: &contact.name,
-        identifier: &identifier,
+        seq,
+        name: contact.name.clone(),
+        name_key: fold_case(&contact.name),
+        identifier: identifier.raw.clone(),
+        identifier_digits: identifier.digits.clone(),
         source: contact.source,
         channel_id,
         team_id,
         assigned_user_id,
-        note: contact.note.as_deref(),
+        avatar_url: contact.avatar_url.clone(),
+        blocked_at: contact.blocked_at,
+        bsuid: contact.bsuid.clone(),
+        note: contact.note.clone(),
         created_at: contact.created_at,
-        bot,
+        updated_at: snapshot.updated_at,
+        conversation_uuid: contact.conversation_uuid,
+        closed_at: contact.closed_at,
+        funnel_id,
+        bot_id,
+        bot_status: contact.bot.as_ref().map(|b| b.status.as_str().to_owned()),
+        bot_version: contact.bot.as_ref().map(|b| b.version),
         bot_started_at: contact.bot.as_ref().and_then(|b| b.conversation_started_at),
+        tag_ids: encode_tag_ids(&tag_ids),
+        field_values: encode_field_values(&values)?,
     };
-    let contact_id = insert_contact_row(conn, account, seq, &row, &tag_ids, &values).await?;
-    sqlx::query(
-        "UPDATE contacts SET avatar_url = $1, blocked_at = $2, bsuid = $3, closed_at = $4,
-                funnel_id = $5, updated_at = $6
-         WHERE id = $7",
-    )
-    .bind(contact.avatar_url.clone())
-    .bind(contact.blocked_at.map(Timestamp::unix))
-    .bind(contact.bsuid.clone())
-    .bind(contact.closed_at.map(Timestamp::unix))
-    .bind(funnel_id)
-    .bind(snapshot.updated_at.unix())
-    .bind(contact_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    insert_row(db, account, &mut row, &identifier.key)?;
     for message in &snapshot.messages {
-        insert_message(conn, contact_id, message).await?;
+        insert_message(db, row.id, message)?;
     }
     Ok(())
 }
 
-/// An account with its keys and settings, contacts left out.
-pub(super) async fn export_settings(
-    conn: &mut AnyConnection,
-    account: AccountId,
-) -> StoreResult<AccountSnapshot> {
-    let row =
-        sqlx::query("SELECT id, uuid, name, created_at, contact_seq FROM accounts WHERE id = $1")
-            .bind(account.0)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?
-            .ok_or(StoreError::NotFound)?;
-    let settings = read_settings(conn, account).await?;
-    let mut members: HashMap<i64, Vec<PublicId>> = HashMap::new();
-    let rows = sqlx::query(
-        "SELECT m.team_id, u.uuid FROM team_members m JOIN users u ON u.id = m.user_id
-         WHERE u.account_id = $1 ORDER BY m.team_id, u.id",
-    )
-    .bind(account.0)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    for member in rows {
-        members
-            .entry(member.int("team_id")?)
-            .or_default()
-            .push(member.public_id("uuid")?);
-    }
-    Ok(AccountSnapshot {
-        id: Some(AccountId(row.int("id")?)),
-        uuid: row.public_id("uuid")?,
-        name: row.text("name")?,
-        created_at: row.time("created_at")?,
-        contact_seq: row.int("contact_seq")?,
-        api_keys: list_keys(conn, account).await?,
-        teams: settings
-            .teams
-            .iter()
-            .map(|team| TeamSnapshot {
-                team: team.clone(),
-                members: members.remove(&team.id).unwrap_or_default(),
-            })
-            .collect(),
-        users: settings.users,
-        channels: settings.channels,
-        bots: settings.bots,
-        funnels: settings.funnels,
-        tags: settings.tags,
-        custom_fields: settings.custom_fields,
-        contacts: Vec::new(),
-    })
+/// Every table, parents before children, with the columns a copy moves
+/// and the order it reads them in.
+const TABLES: &[(&str, &[&str], &str)] = &[
+    ("server_secrets", &["name", "value"], "name"),
+    (
+        "accounts",
+        &[
+            "id",
+            "uuid",
+            "name",
+            "created_at",
+            "contact_seq",
+            "contact_count",
+            "settings_version",
+        ],
+        "id",
+    ),
+    (
+        "api_keys",
+        &[
+            "id",
+            "uuid",
+            "account_id",
+            "name",
+            "prefix",
+            "secret_hash",
+            "created_at",
+            "revoked_at",
+        ],
+        "id",
+    ),
+    (
+        "users",
+        &[
+            "id",
+            "uuid",
+            "account_id",
+            "email",
+            "email_key",
+            "name",
+            "is_owner",
+            "created_at",
+        ],
+        "id",
+    ),
+    (
+        "teams",
+        &[
+            "id",
+            "uuid",
+            "account_id",
+            "name",
+            "is_default",
+            "created_at",
+            "contact_count",
+        ],
+        "id",
+    ),
+    ("team_members", &["team_id", "user_id"], "team_id, user_id"),
+    (
+        "channels",
+        &[
+            "id",
+            "uuid",
+            "account_id",
+            "title",
+            "type",
+            "is_main",
+            "discarded_at",
+            "created_at",
+            "contact_count",
+        ],
+        "id",
+    ),
+    (
+        "bots",
+        &[
+            "id",
+            "uuid",
+            "account_id",
+            "name",
+            "enabled",
+            "version",
+            "created_at",
+        ],
+        "id",
+    ),
+    (
+        "funnels",
+        &[
+            "id",
+            "uuid",
+            "account_id",
+            "name",
+            "emoji",
+            "position",
+            "created_at",
+        ],
+        "id",
+    ),
+    (
+        "tags",
+        &[
+            "id",
+            "account_id",
+            "name",
+            "name_key",
+            "created_at",
+            "contact_count",
+        ],
+        "id",
+    ),
+    (
+        "custom_fields",
+        &[
+            "id",
+            "account_id",
+            "name",
+            "name_key",
+            "type",
+            "options",
+            "created_at",
+        ],
+        "id",
+    ),
+    (
+        "contacts",
+        &[
+            "id",
+            "uuid",
+            "account_id",
+            "seq",
+            "name",
+            "name_key",
+            "identifier",
+            "identifier_digits",
+            "identifier_key",
+            "source",
+            "channel_id",
+            "team_id",
+            "assigned_user_id",
+            "avatar_url",
+            "blocked_at",
+            "bsuid",
+            "note",
+            "created_at",
+            "updated_at",
+            "conversation_uuid",
+            "closed_at",
+            "funnel_id",
+            "bot_id",
+            "bot_status",
+            "bot_version",
+            "bot_started_at",
+            "tag_ids",
+            "field_values",
+        ],
+        "id",
+    ),
+    (
+        "contact_tags",
+        &["contact_id", "tag_id", "created_at", "seq"],
+        "contact_id, tag_id",
+    ),
+    (
+        "contact_field_values",
+        &["contact_id", "field_id", "value"],
+        "contact_id, field_id",
+    ),
+    (
+        "messages",
+        &["id", "uuid", "contact_id", "kind", "text", "created_at"],
+        "id",
+    ),
+];
+
+/// Tables whose ids PostgreSQL numbers from a sequence.
+const NUMBERED: &[&str] = &[
+    "accounts",
+    "api_keys",
+    "users",
+    "teams",
+    "channels",
+    "bots",
+    "funnels",
+    "tags",
+    "custom_fields",
+    "contacts",
+    "messages",
+];
+
+/// Rows written to the target per statement (or `COPY`).
+const ROWS_PER_WRITE: usize = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("the target database already holds {0} account(s); copy only into an empty database")]
+    TargetNotEmpty(i64),
+    #[error("the source and the target are the same database")]
+    SameDatabase,
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
-/// Contacts in creation order after `after_seq`, with their messages.
-pub(super) async fn export_contacts(
-    conn: &mut AnyConnection,
-    account: AccountId,
-    after_seq: i64,
-    limit: u32,
-) -> StoreResult<Vec<ContactSnapshot>> {
-    let mut sql = SqlBuilder::new(CONTACT_SELECT);
-    sql.push(" WHERE c.account_id = ")
-        .int(account.0)
-        .push(" AND c.seq > ")
-        .int(after_seq)
-        .push(" ORDER BY c.seq LIMIT ")
-        .int(i64::from(limit));
-    let rows = sql.query().fetch_all(&mut *conn).await.map_err(db_error)?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
+/// Where a copy has got to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyProgress {
+    /// One of the accounts the copy carries (told before any row moves).
+    Account {
+        /// 1-based.
+        number: usize,
+        accounts: usize,
+        name: String,
+        contacts: i64,
+    },
+    /// Rows of one table so far.
+    Rows {
+        table: &'static str,
+        copied: u64,
+        total: u64,
+    },
+}
+
+/// What was copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopySummary {
+    pub accounts: u64,
+    pub contacts: u64,
+}
+
+fn open(url: &str) -> StoreResult<Box<dyn Db>> {
+    let mut db: Box<dyn Db> = match Backend::for_url(url)? {
+        Backend::Sqlite => Box::new(sqlite::SqliteDb::open(
+            &sqlite::SqliteLocation::parse(url)?,
+            sqlite::Role::Writer,
+        )?),
+        Backend::Postgres => Box::new(PgDb::connect(url)?),
+    };
+    migrate::run(db.as_mut())?;
+    Ok(db)
+}
+
+/// Copies every row of every table from `from` to `to`, which must hold no
+/// account, as one read of the source and one transaction on the target:
+/// the copy is of one instant, and an interrupted copy leaves the target
+/// empty. Ids, creation order and secrets are kept, so keys and even
+/// pagination cursors issued before keep working.
+pub fn copy_database(
+    from: &str,
+    to: &str,
+    mut progress: impl FnMut(&CopyProgress),
+) -> Result<CopySummary, CopyError> {
+    if from == to {
+        return Err(CopyError::SameDatabase);
     }
-    let ids = rows
-        .iter()
-        .map(|r| r.int("id"))
-        .collect::<StoreResult<Vec<i64>>>()?;
-    let mut messages: HashMap<i64, Vec<MessageRecord>> = HashMap::new();
-    let mut sql = SqlBuilder::new(
-        "SELECT contact_id, uuid, kind, text, created_at FROM messages WHERE contact_id IN (",
-    );
-    sql.ints(&ids).push(") ORDER BY contact_id, id");
-    for row in sql.query().fetch_all(&mut *conn).await.map_err(db_error)? {
-        messages
-            .entry(row.int("contact_id")?)
-            .or_default()
-            .push(message_from_row(&row)?);
+    let mut source = open(from)?;
+    let mut target = open(to)?;
+    let existing: i64 = target.one("SELECT count(*) FROM accounts", &[])?;
+    if existing > 0 {
+        return Err(CopyError::TargetNotEmpty(existing));
     }
-    let contacts = contacts_from_rows(conn, &rows).await?;
-    rows.iter()
-        .zip(ids)
-        .zip(contacts)
-        .map(|((row, id), contact)| {
-            Ok(ContactSnapshot {
-                seq: Some(row.int("seq")?),
-                contact,
-                updated_at: row.time("updated_at")?,
-                messages: messages.remove(&id).unwrap_or_default(),
-            })
-        })
-        .collect()
+    source.begin_read()?;
+    target.begin_write()?;
+    let copied = copy_tables(source.as_mut(), target.as_mut(), &mut progress);
+    let _ = source.rollback();
+    match copied {
+        Ok(summary) => {
+            target.commit()?;
+            Ok(summary)
+        }
+        Err(error) => {
+            let _ = target.rollback();
+            Err(error.into())
+        }
+    }
+}
+
+fn copy_tables(
+    source: &mut dyn Db,
+    target: &mut dyn Db,
+    progress: &mut impl FnMut(&CopyProgress),
+) -> StoreResult<CopySummary> {
+    let accounts: Vec<(String, i64)> =
+        source.all("SELECT name, contact_count FROM accounts ORDER BY id", &[])?;
+    for (index, (name, contacts)) in accounts.iter().enumerate() {
+        progress(&CopyProgress::Account {
+            number: index + 1,
+            accounts: accounts.len(),
+            name: name.clone(),
+            contacts: *contacts,
+        });
+    }
+    // Secrets a fresh target made for itself give way to the source's.
+    target.execute("DELETE FROM server_secrets", &[])?;
+    let mut summary = CopySummary::default();
+    for &(table, columns, order) in TABLES {
+        let total: i64 = source.one(&format!("SELECT count(*) FROM {table}"), &[])?;
+        let total = u64::try_from(total).unwrap_or(0);
+        let mut copied = 0;
+        progress(&CopyProgress::Rows {
+            table,
+            copied,
+            total,
+        });
+        let select = format!(
+            "SELECT {} FROM {table} ORDER BY {order}",
+            columns.join(", ")
+        );
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(ROWS_PER_WRITE);
+        source.for_each(&select, &[], &mut |row| {
+            let values = (0..columns.len())
+                .map(|i| row.value(i))
+                .collect::<StoreResult<Vec<_>>>()?;
+            rows.push(values);
+            if rows.len() >= ROWS_PER_WRITE {
+                target.insert_rows(table, columns, &rows)?;
+                copied += rows.len() as u64;
+                rows.clear();
+                progress(&CopyProgress::Rows {
+                    table,
+                    copied,
+                    total,
+                });
+            }
+            Ok(())
+        })?;
+        target.insert_rows(table, columns, &rows)?;
+        copied += rows.len() as u64;
+        progress(&CopyProgress::Rows {
+            table,
+            copied,
+            total,
+        });
+        match table {
+            "accounts" => summary.accounts = copied,
+            "contacts" => summary.contacts = copied,
+            _ => {}
+        }
+    }
+    match target.backend() {
+        // The search index is built from the copied rows in one pass.
+        Backend::Sqlite => {
+            target.batch("INSERT INTO contacts_search (contacts_search) VALUES ('rebuild')")?
+        }
+        // Kept ids must not be handed out again.
+        Backend::Postgres => {
+            for table in NUMBERED {
+                target.one::<i64>(
+                    &format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
+                                       GREATEST((SELECT max(id) FROM {table}), 1))"
+                    ),
+                    &params![],
+                )?;
+            }
+        }
+    }
+    Ok(summary)
 }

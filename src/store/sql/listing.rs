@@ -1,0 +1,467 @@
+//! `GET /contacts`: a page of an account's contacts, newest first, found
+//! by walking an index in that order, and its total read from the counters
+//! kept by every write where one counter answers it (see
+//! `docs/storage.md`).
+
+use const_format::concatcp;
+
+use super::Backend;
+use super::cache::{Seen, SettingsCache};
+use super::contacts::{ContactRow, SELECT_CONTACT, render};
+use super::db::{Db, SqlBuilder, params};
+use crate::domain::identifier::digits_of;
+use crate::domain::{Source, fold_case};
+use crate::store::{
+    AccountId, ContactFilter, ContactPage, ContactPosition, PageStart, StoreResult, TagsMode,
+};
+
+/// Most matches of a search that are listed by looking each one up; a
+/// search matching more walks the newest-first order instead, testing
+/// each contact, which then soon finds a page.
+const SEARCH_LOOKUPS: i64 = 2_000;
+/// Fewest characters the trigram index can find.
+const TRIGRAM: usize = 3;
+
+/// What a listing's filter asks for, resolved against the account.
+struct Plan {
+    account: AccountId,
+    source: Option<Source>,
+    team_id: Option<i64>,
+    /// Tag ids, without duplicates; the rarest first.
+    tags: Vec<i64>,
+    tags_mode: TagsMode,
+    search: Option<Search>,
+}
+
+/// `q`: a case-insensitive part of the name, or of the phone digits, in
+/// the forms the statements bind.
+struct Search {
+    /// `%q%` over the folded name, wildcards escaped.
+    name_pattern: String,
+    /// `%digits%`, when `q` looks like a phone number.
+    digits_pattern: Option<String>,
+    /// The full-text query, when every part is long enough for trigrams.
+    trigram_query: Option<String>,
+}
+
+impl Search {
+    fn new(q: &str) -> Search {
+        let folded = fold_case(q);
+        let digits = looks_like_phone_number(q).then(|| digits_of(q));
+        let long_enough = |text: &str| text.chars().count() >= TRIGRAM;
+        let phrase = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+        let trigram_query = (long_enough(&folded) && digits.as_deref().is_none_or(long_enough))
+            .then(|| {
+                let mut query = format!("name_key : {}", phrase(&folded));
+                if let Some(digits) = &digits {
+                    query.push_str(" OR identifier_digits : ");
+                    query.push_str(&phrase(digits));
+                }
+                query
+            });
+        Search {
+            name_pattern: format!("%{}%", escape_like(&folded)),
+            digits_pattern: digits.map(|d| format!("%{d}%")),
+            trigram_query,
+        }
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// `+39 333-12 34`, `(555) 123.4567`: digits with phone punctuation only.
+fn looks_like_phone_number(text: &str) -> bool {
+    text.chars().any(|c| c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+}
+
+/// How the contacts of a page are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// The contacts table in newest-first order (by account, source or
+    /// team, whichever index the filter allows).
+    Contacts,
+    /// The memberships of the first tag in newest-first order.
+    Tag,
+    /// Every membership of any of the tags, sorted.
+    AnyTag,
+    /// Every match of the trigram index, sorted.
+    Trigrams,
+}
+
+/// Which contacts by sequence number a statement may see.
+#[derive(Clone, Copy)]
+enum Seqs {
+    UpTo(i64),
+    After(i64),
+}
+
+pub(super) fn list(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    filter: &ContactFilter,
+    start: PageStart,
+    page_size: u32,
+) -> StoreResult<ContactPage> {
+    let (contact_seq, contact_count, version): (i64, i64, i64) = db.one(
+        "SELECT contact_seq, contact_count, settings_version FROM accounts WHERE id = $1",
+        &params![account.0],
+    )?;
+    let settings = cache.at_version(db, account, version, Seen::Committed)?;
+    let watermark = match start {
+        PageStart::After { watermark, .. } => watermark,
+        PageStart::Number(_) => contact_seq,
+    };
+    let empty = ContactPage {
+        contacts: Vec::new(),
+        total: 0,
+        watermark,
+        next: None,
+    };
+
+    let mut tags = Vec::new();
+    for name in &filter.tags {
+        match settings.tag_named(name) {
+            Some(tag) if !tags.contains(&tag.id) => tags.push(tag.id),
+            Some(_) => {}
+            // An unknown tag matches nothing, even among others.
+            None if filter.tags_mode == TagsMode::All => return Ok(empty),
+            None => {}
+        }
+    }
+    if !filter.tags.is_empty() && tags.is_empty() {
+        return Ok(empty);
+    }
+    let team_id = match filter.team {
+        Some(uuid) => match settings.team(uuid) {
+            Some(team) => Some(team.id),
+            None => return Ok(empty),
+        },
+        None => None,
+    };
+    let mut plan = Plan {
+        account,
+        source: filter.source,
+        team_id,
+        tags,
+        tags_mode: filter.tags_mode,
+        search: filter.q.as_deref().map(Search::new),
+    };
+    let tag_counts = tag_counts(db, &mut plan)?;
+
+    // The search's own matches, across accounts: how many there are tells
+    // whether to look them up or to walk the order testing each contact.
+    let trigram_query = match db.backend() {
+        Backend::Sqlite => plan
+            .search
+            .as_ref()
+            .and_then(|s| s.trigram_query.as_deref()),
+        Backend::Postgres => None,
+    };
+    let trigram_matches = match trigram_query {
+        Some(query) => Some(db.one::<i64>(
+            "SELECT count(*) FROM contacts_search WHERE contacts_search MATCH $1",
+            &params![query],
+        )?),
+        None => None,
+    };
+    let walk = match (&plan.tags[..], plan.tags_mode) {
+        ([], _) if trigram_matches.is_some_and(|n| n <= SEARCH_LOOKUPS) => Walk::Trigrams,
+        ([], _) => Walk::Contacts,
+        ([_], _) | (_, TagsMode::All) => Walk::Tag,
+        (_, TagsMode::Any) if tag_counts <= SEARCH_LOOKUPS => Walk::AnyTag,
+        (_, TagsMode::Any) => Walk::Contacts,
+    };
+
+    let mut ids = SqlBuilder::new("");
+    select_ids(&mut ids, &plan, walk, Seqs::UpTo(watermark));
+    if let PageStart::After { position, .. } = start {
+        let (created, seq) = order_columns(walk);
+        ids.push(" AND (")
+            .push(created)
+            .push(", ")
+            .push(seq)
+            .push(") < (")
+            .param(position.created_at)
+            .push(", ")
+            .param(position.seq)
+            .push(")");
+    }
+    let (created, seq) = order_columns(walk);
+    ids.push(" ORDER BY ")
+        .push(created)
+        .push(" DESC, ")
+        .push(seq)
+        .push(" DESC LIMIT ")
+        .param(i64::from(page_size) + 1);
+    if let PageStart::Number(number) = start {
+        let offset = i64::from(number.saturating_sub(1)) * i64::from(page_size);
+        ids.push(" OFFSET ").param(offset);
+    }
+    let mut found: Vec<i64> = db.all(ids.sql(), ids.params())?;
+    let has_more = found.len() > page_size as usize;
+    found.truncate(page_size as usize);
+
+    let rows = hydrate(db, &found)?;
+    let next = match rows.last() {
+        Some(last) if has_more => Some(ContactPosition {
+            created_at: last.created_at,
+            seq: last.seq,
+        }),
+        _ => None,
+    };
+    let contacts = rows
+        .iter()
+        .map(|row| render(row, &settings))
+        .collect::<StoreResult<Vec<_>>>()?;
+    // A search is counted through its matches wherever the index has them.
+    let counting = match walk {
+        Walk::Contacts if plan.tags.is_empty() && trigram_matches.is_some() => Walk::Trigrams,
+        other => other,
+    };
+    let total = total(db, &plan, counting, watermark, contact_seq, contact_count)?;
+    Ok(ContactPage {
+        contacts,
+        total,
+        watermark,
+        next,
+    })
+}
+
+/// Orders the plan's tags rarest first and answers how many memberships
+/// they have in all.
+fn tag_counts(db: &mut dyn Db, plan: &mut Plan) -> StoreResult<i64> {
+    if plan.tags.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = SqlBuilder::new("SELECT id, contact_count FROM tags WHERE id IN (");
+    sql.padded_ints(&plan.tags, -1).push(")");
+    let mut counts: Vec<(i64, i64)> = db.all(sql.sql(), sql.params())?;
+    counts.sort_by_key(|&(id, count)| (count, id));
+    plan.tags = counts.iter().map(|&(id, _)| id).collect();
+    Ok(counts.iter().map(|&(_, count)| count).sum())
+}
+
+/// The columns of the walk's newest-first order.
+fn order_columns(walk: Walk) -> (&'static str, &'static str) {
+    match walk {
+        Walk::Tag | Walk::AnyTag => ("ct.created_at", "ct.seq"),
+        Walk::Contacts | Walk::Trigrams => ("c.created_at", "c.seq"),
+    }
+}
+
+/// `SELECT <contact id> FROM … WHERE …` of the plan, open for more
+/// conditions.
+fn select_ids<'p>(sql: &mut SqlBuilder<'p>, plan: &'p Plan, walk: Walk, seqs: Seqs) {
+    let (_, seq) = order_columns(walk);
+    match walk {
+        Walk::Contacts => {
+            sql.push("SELECT c.id FROM contacts c WHERE c.account_id = ")
+                .param(plan.account.0);
+        }
+        Walk::Trigrams => {
+            // SQLite only: the matches first, each looked up by row id.
+            sql.push(
+                "SELECT c.id FROM contacts_search s CROSS JOIN contacts c ON c.id = s.rowid
+                 WHERE s.contacts_search MATCH ",
+            );
+            let query = plan
+                .search
+                .as_ref()
+                .and_then(|s| s.trigram_query.as_deref())
+                .unwrap_or_default();
+            sql.param(query)
+                .push(" AND c.account_id = ")
+                .param(plan.account.0);
+        }
+        Walk::Tag => {
+            sql.push("SELECT ct.contact_id FROM contact_tags ct");
+            if needs_contact_row(plan) {
+                sql.push(" JOIN contacts c ON c.id = ct.contact_id");
+            }
+            sql.push(" WHERE ct.tag_id = ")
+                .param(plan.tags.first().copied().unwrap_or(-1));
+        }
+        Walk::AnyTag => {
+            sql.push("SELECT DISTINCT ct.contact_id, ct.created_at, ct.seq FROM contact_tags ct");
+            if needs_contact_row(plan) {
+                sql.push(" JOIN contacts c ON c.id = ct.contact_id");
+            }
+            sql.push(" WHERE ct.tag_id IN (")
+                .padded_ints(&plan.tags, -1)
+                .push(")");
+        }
+    }
+    match seqs {
+        Seqs::UpTo(watermark) => sql.push(" AND ").push(seq).push(" <= ").param(watermark),
+        Seqs::After(watermark) => sql.push(" AND ").push(seq).push(" > ").param(watermark),
+    };
+    push_conditions(sql, plan, walk);
+}
+
+/// Whether a tag walk must also read each contact's own row.
+fn needs_contact_row(plan: &Plan) -> bool {
+    plan.source.is_some() || plan.team_id.is_some() || plan.search.is_some()
+}
+
+/// The filter's conditions that the walk itself does not apply.
+fn push_conditions<'p>(sql: &mut SqlBuilder<'p>, plan: &'p Plan, walk: Walk) {
+    if let Some(source) = plan.source {
+        sql.push(" AND c.source = ").param(source.as_str());
+    }
+    if let Some(team_id) = plan.team_id {
+        sql.push(" AND c.team_id = ").param(team_id);
+    }
+    let id = match walk {
+        Walk::Tag | Walk::AnyTag => "ct.contact_id",
+        Walk::Contacts | Walk::Trigrams => "c.id",
+    };
+    match (walk, plan.tags_mode, &plan.tags[..]) {
+        (_, _, []) | (Walk::AnyTag, _, _) | (Walk::Tag, _, [_]) => {}
+        (Walk::Tag, _, [_, others @ ..]) => {
+            // Every other tag too: as many memberships among them as
+            // there are tags.
+            sql.push(" AND (SELECT count(*) FROM contact_tags x WHERE x.contact_id = ")
+                .push(id)
+                .push(" AND x.tag_id IN (")
+                .padded_ints(others, -1)
+                .push(")) = ")
+                .param(i64::try_from(others.len()).unwrap_or(i64::MAX));
+        }
+        (_, TagsMode::All, tags) => {
+            sql.push(" AND (SELECT count(*) FROM contact_tags x WHERE x.contact_id = ")
+                .push(id)
+                .push(" AND x.tag_id IN (")
+                .padded_ints(tags, -1)
+                .push(")) = ")
+                .param(i64::try_from(tags.len()).unwrap_or(i64::MAX));
+        }
+        (_, TagsMode::Any, tags) => {
+            sql.push(" AND EXISTS (SELECT 1 FROM contact_tags x WHERE x.contact_id = ")
+                .push(id)
+                .push(" AND x.tag_id IN (")
+                .padded_ints(tags, -1)
+                .push("))");
+        }
+    }
+    if let Some(search) = &plan.search
+        && walk != Walk::Trigrams
+    {
+        sql.push(" AND (c.name_key LIKE ")
+            .param(search.name_pattern.as_str())
+            .push(" ESCAPE '\\'");
+        if let Some(digits) = &search.digits_pattern {
+            sql.push(" OR c.identifier_digits LIKE ")
+                .param(digits.as_str());
+        }
+        sql.push(")");
+    }
+}
+
+/// The rows of `ids`, in that order.
+fn hydrate(db: &mut dyn Db, ids: &[i64]) -> StoreResult<Vec<ContactRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = SqlBuilder::new(concatcp!(SELECT_CONTACT, " WHERE id IN ("));
+    sql.padded_ints(ids, -1).push(")");
+    let mut rows: Vec<ContactRow> = db.all(sql.sql(), sql.params())?;
+    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    Ok(rows)
+}
+
+/// How many contacts the listing has in all, among those the walk can see
+/// (`seq <= watermark`).
+fn total(
+    db: &mut dyn Db,
+    plan: &Plan,
+    walk: Walk,
+    watermark: i64,
+    contact_seq: i64,
+    contact_count: i64,
+) -> StoreResult<i64> {
+    let single_tag = plan.tags.len() == 1;
+    let counted = match (&plan.source, plan.team_id, single_tag, &plan.search) {
+        (None, None, false, None) if plan.tags.is_empty() => Some(contact_count),
+        (Some(source), None, false, None) if plan.tags.is_empty() => Some(db.one::<i64>(
+            "SELECT CAST(COALESCE(sum(contact_count), 0) AS BIGINT) FROM channels
+             WHERE account_id = $1 AND type = $2",
+            &params![plan.account.0, source.as_str()],
+        )?),
+        (None, Some(team_id), false, None) if plan.tags.is_empty() => Some(db.one::<i64>(
+            "SELECT contact_count FROM teams WHERE id = $1",
+            &params![team_id],
+        )?),
+        (None, None, true, None) => Some(db.one::<i64>(
+            "SELECT contact_count FROM tags WHERE id = $1",
+            &params![plan.tags[0]],
+        )?),
+        _ => None,
+    };
+    match counted {
+        // The counters count every contact; those created after the walk
+        // began are taken off, counted through the sequence index.
+        Some(now) if watermark >= contact_seq => Ok(now),
+        Some(now) => {
+            let mut newer = SqlBuilder::new("SELECT count(*) FROM (");
+            select_ids(&mut newer, plan, Walk::Contacts, Seqs::After(watermark));
+            newer.push(") newer");
+            Ok(now - db.one::<i64>(newer.sql(), newer.params())?)
+        }
+        None => {
+            let mut all = SqlBuilder::new("SELECT count(*) FROM (");
+            select_ids(&mut all, plan, walk, Seqs::UpTo(watermark));
+            all.push(") matching");
+            db.one(all.sql(), all.params())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    }
+
+    #[test]
+    fn phone_numbers_are_told_from_names() {
+        assert!(looks_like_phone_number("+39 333-12 34"));
+        assert!(looks_like_phone_number("(555) 123.4567"));
+        assert!(!looks_like_phone_number("Agent 007"));
+        assert!(!looks_like_phone_number("+ -"));
+    }
+
+    #[test]
+    fn searches_use_trigrams_only_when_long_enough() {
+        let query = |q: &str| Search::new(q).trigram_query;
+        assert_eq!(query("Ros").as_deref(), Some("name_key : \"ros\""));
+        assert_eq!(
+            query("say \"hi\"").as_deref(),
+            Some("name_key : \"say \"\"hi\"\"\"")
+        );
+        assert_eq!(
+            query("+39 333").as_deref(),
+            Some("name_key : \"+39 333\" OR identifier_digits : \"39333\"")
+        );
+        assert_eq!(query("ro"), None);
+        assert_eq!(query("1-2"), None);
+        let search = Search::new("50%");
+        assert_eq!(search.name_pattern, "%50\\%%");
+        assert_eq!(search.digits_pattern, None);
+    }
+}
