@@ -8,6 +8,9 @@ use clap::Args;
 /// Where the database is when nothing says otherwise: a file beside you.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./bellbook.db";
 
+/// The largest request body accepted unless configured otherwise.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// sqlite://PATH or postgres://USER@HOST/DB
@@ -37,7 +40,7 @@ pub struct ServeArgs {
     pub rate_limit_rps: u32,
 
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "BELLBOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "BELLBOOK_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Keep the rate limit in Redis (redis://HOST:PORT), shared by every
@@ -65,7 +68,7 @@ impl Settings {
             public_url: None,
             demo: false,
             rate_limit_rps: 300,
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             redis_url: None,
         }
     }

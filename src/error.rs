@@ -223,9 +223,14 @@ pub struct ErrorDetail {
     pub uuid: Option<String>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The error as SPEC §1's body.
+    pub fn into_body(self) -> ErrorBody {
+        ErrorBody {
             error: ErrorObject {
                 status: self.status.as_u16(),
                 code: self.code.into_owned(),
@@ -241,9 +246,16 @@ impl IntoResponse for ApiError {
                     })
                     .collect(),
             },
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let retry_after = self.retry_after;
+        let mut response = (status, Json(self.into_body())).into_response();
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -12,6 +12,7 @@ pub mod cursor;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod import;
 pub mod ratelimit;
 pub mod store;
 

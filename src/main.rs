@@ -46,6 +46,24 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Import contacts from NDJSON: each line the JSON body of a
+    /// POST /contacts. Lines that fail validation are reported and skipped;
+    /// contacts that exist already are skipped, so running it again after
+    /// an interruption imports only what is missing. Exits with 3 when some
+    /// lines were rejected.
+    Import {
+        /// The file to read, or - for standard input.
+        file: String,
+        /// Account uuid or name; may be left out when there is one account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Also write every rejected line's number and error to this file
+        /// (one JSON object per line).
+        #[arg(long)]
+        errors: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Copy a SQLite database, consistent at one instant, to a new file.
     Backup {
         /// The file to write; it must not exist yet.
@@ -117,16 +135,23 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    let done = |outcome: CliResult| outcome.map(|()| ExitCode::SUCCESS);
     let outcome = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Accounts(command) => accounts(command).await,
-        Command::Keys(command) => keys(command).await,
-        Command::Migrate(database) => migrate(&database).await,
-        Command::Copy { from, to } => copy(&from, &to).await,
-        Command::Backup { to, database } => backup(&database, &to).await,
+        Command::Serve(args) => done(serve(args).await),
+        Command::Accounts(command) => done(accounts(command).await),
+        Command::Keys(command) => done(keys(command).await),
+        Command::Migrate(database) => done(migrate(&database).await),
+        Command::Copy { from, to } => done(copy(&from, &to).await),
+        Command::Import {
+            file,
+            account,
+            errors,
+            database,
+        } => import(&file, account.as_deref(), errors.as_deref(), &database).await,
+        Command::Backup { to, database } => done(backup(&database, &to).await),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("bellbook: {error}");
             ExitCode::FAILURE
@@ -325,6 +350,130 @@ async fn copy(from: &str, to: &str) -> CliResult {
         summary.accounts, summary.contacts
     );
     Ok(())
+}
+
+/// Rejected lines printed on the terminal; the rest go to `--errors` only.
+const REJECTIONS_SHOWN: u64 = 100;
+
+async fn import(
+    file: &str,
+    account: Option<&str>,
+    errors: Option<&std::path::Path>,
+    database: &DatabaseArgs,
+) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::{BufReader, BufWriter, Write};
+
+    use bellbook::import::{ImportReport, import_ndjson, rejection_json};
+    use indicatif::{ProgressBar, ProgressStyle};
+
+    let store = open(database).await?;
+    let account = match account {
+        Some(wanted) => store
+            .find_account(wanted)
+            .await
+            .map_err(|e| no_account(wanted, e))?,
+        None => {
+            let mut accounts = store.list_accounts().await?;
+            if accounts.len() != 1 {
+                return Err(format!(
+                    "the database has {} accounts; say which with --account",
+                    accounts.len()
+                )
+                .into());
+            }
+            accounts.remove(0)
+        }
+    };
+    let (input, size): (Box<dyn std::io::BufRead + Send>, Option<u64>) = if file == "-" {
+        (Box::new(BufReader::new(std::io::stdin())), None)
+    } else {
+        let opened =
+            std::fs::File::open(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        let size = opened.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 20, opened)), size)
+    };
+    let mut errors_file = match errors {
+        Some(path) => Some(BufWriter::new(std::fs::File::create(path).map_err(|e| {
+            format!("cannot write {}: {e}", path.display())
+        })?)),
+        None => None,
+    };
+    let bar = std::io::stderr().is_terminal().then(|| match size {
+        Some(size) => ProgressBar::new(size).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {elapsed_precise} (eta {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner(),
+    });
+    let summary = |r: &ImportReport| {
+        format!(
+            "imported {}, duplicates {}, rejected {} ({} lines)",
+            r.imported, r.duplicates, r.rejected, r.lines
+        )
+    };
+    let (shown, mut write_error) = (std::cell::Cell::new(0u64), None);
+    let rejections_bar = bar.clone();
+    let progress_bar = bar.clone();
+    let mut last_line = 0;
+    let report = import_ndjson(
+        &store,
+        account.id,
+        input,
+        |rejection| {
+            if shown.get() < REJECTIONS_SHOWN {
+                let line = format!("line {}: {}", rejection.line, rejection.error.message());
+                match &rejections_bar {
+                    Some(bar) => bar.println(line),
+                    None => eprintln!("{line}"),
+                }
+                shown.set(shown.get() + 1);
+            }
+            if let Some(file) = errors_file.as_mut()
+                && let Err(error) = writeln!(file, "{}", rejection_json(rejection))
+            {
+                write_error.get_or_insert(error);
+            }
+        },
+        |report| match &progress_bar {
+            Some(bar) => {
+                bar.set_position(report.bytes);
+                bar.set_message(summary(report));
+            }
+            // Without a terminal: a line per 100 000 lines read.
+            None if report.lines / 100_000 > last_line / 100_000 => {
+                last_line = report.lines;
+                eprintln!("{}", summary(report));
+            }
+            None => {}
+        },
+    )
+    .await?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if let Some(mut file) = errors_file
+        && let Err(error) = file.flush()
+    {
+        write_error.get_or_insert(error);
+    }
+    store.close().await;
+    if let Some(error) = write_error {
+        return Err(format!("writing the errors file: {error}").into());
+    }
+    eprintln!(
+        "Imported {} contact(s) into '{}'; skipped {} duplicate(s); rejected {} line(s).",
+        report.imported, account.name, report.duplicates, report.rejected
+    );
+    if report.rejected > REJECTIONS_SHOWN && errors.is_none() {
+        eprintln!("The first {REJECTIONS_SHOWN} rejections are shown; --errors FILE keeps them all.");
+    }
+    Ok(if report.rejected > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn backup(database: &DatabaseArgs, to: &str) -> CliResult {

@@ -31,7 +31,7 @@ pub const MAX_FILTER_TAGS: usize = 100;
 
 /// Spellings from Callbell's French documentation, accepted beside the
 /// English ones; the unaccented forms forgive keyboards without accents.
-const FRENCH_ALIASES: [(&str, &str); 6] = [
+pub const FRENCH_ALIASES: [(&str, &str); 6] = [
     ("identifiant", "identifier"),
     ("nom", "name"),
     ("champs_personnalisés", "custom_fields"),
@@ -128,7 +128,8 @@ pub struct CreateContactRequest {
 }
 
 impl CreateContactRequest {
-    fn validate(
+    /// The contact this request asks for, or every problem with it.
+    pub fn validate(
         self,
         settings: &AccountSettings,
         errors: FieldErrors,

@@ -63,7 +63,7 @@ async fn read_object<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Map<S
 /// `]` tolerated), a JSON *string* holding an object is read as that
 /// object: axios sends string bodies it cannot parse that way, which is
 /// what Callbell's own Node examples for update_funnel do.
-fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
+pub fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
     let invalid = |e: serde_json::Error| {
         ApiError::bad_request(
             "invalid_json",

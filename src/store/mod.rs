@@ -15,7 +15,7 @@ use crate::domain::settings::{
 use crate::domain::{Conflict, CustomFieldType, FunnelId, PublicId, Source, Timestamp};
 
 pub use snapshot::{AccountSnapshot, ContactSnapshot};
-pub use sql::{Backend, CopyError, CopyProgress, CopySummary, SqlStore};
+pub use sql::{Backend, CopyError, CopyProgress, CopySummary, Imported, SqlStore};
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and
 /// brings its schema up to date.
@@ -418,6 +418,13 @@ pub trait ContactStore: Send + Sync {
         start: PageStart,
         page_size: u32,
     ) -> StoreResult<ContactPage>;
+    /// Creates many contacts in one transaction, skipping (and naming the
+    /// holder of) each whose identifier its channel already has.
+    async fn import_contacts(
+        &self,
+        account: AccountId,
+        contacts: Vec<NewContact>,
+    ) -> StoreResult<Vec<Imported>>;
     /// Removes the contact with its conversation and messages.
     async fn delete_contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<()>;
     /// Closes the conversation; closing a closed one keeps the first time.

@@ -8,7 +8,7 @@
 //! settings. Every write keeps the copies, the counters of
 //! `docs/storage.md` and the search index in step, in its transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use const_format::concatcp;
@@ -16,7 +16,7 @@ use const_format::concatcp;
 use super::SqlStore;
 use super::cache::{Seen, SettingsCache};
 use super::db::{Db, params, row_struct};
-use super::{foreign_key_violation, unique_means};
+use super::{foreign_key_violation, lock_account, unique_means};
 use crate::domain::contact::{
     BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord, NewContact,
 };
@@ -215,56 +215,90 @@ pub(super) fn render(row: &ContactRow, settings: &AccountSettings) -> StoreResul
     })
 }
 
-/// Hands out the account's next contact sequence number and counts the
-/// new contact. Taking it locks the account row until commit, so sequence
+/// Hands out the account's next `count` contact sequence numbers; returns
+/// the first. Taking them locks the account row until commit, so sequence
 /// order is commit order: a listing that has seen contact n has seen every
 /// contact before it (what cursor walks rely on), and creates of one
 /// account run one at a time.
-pub(super) fn next_contact_seq(db: &mut dyn Db, account: AccountId) -> StoreResult<i64> {
-    db.one(
-        "UPDATE accounts SET contact_seq = contact_seq + 1, contact_count = contact_count + 1
-         WHERE id = $1 RETURNING contact_seq",
-        &params![account.0],
-    )
-}
-
-/// Moves the per-channel, per-team and per-tag totals of a contact by
-/// `delta` (the account's own total moves with its sequence number, or on
-/// delete).
-fn count_memberships(
+pub(super) fn next_contact_seqs(
     db: &mut dyn Db,
-    channel_id: i64,
-    team_id: Option<i64>,
-    tag_ids: &[i64],
-    delta: i64,
-) -> StoreResult<()> {
-    db.execute(
-        "UPDATE channels SET contact_count = contact_count + $1 WHERE id = $2",
-        &params![delta, channel_id],
+    account: AccountId,
+    count: i64,
+) -> StoreResult<i64> {
+    let last: i64 = db.one(
+        "UPDATE accounts SET contact_seq = contact_seq + $1 WHERE id = $2 RETURNING contact_seq",
+        &params![count, account.0],
     )?;
-    if let Some(team_id) = team_id {
-        count_team(db, team_id, delta)?;
-    }
-    for tag_id in tag_ids {
-        count_tag(db, *tag_id, delta)?;
-    }
-    Ok(())
+    Ok(last - count + 1)
 }
 
-fn count_team(db: &mut dyn Db, team_id: i64, delta: i64) -> StoreResult<()> {
-    db.execute(
-        "UPDATE teams SET contact_count = contact_count + $1 WHERE id = $2",
-        &params![delta, team_id],
-    )?;
-    Ok(())
+/// How a write moves the totals listings read (per account, channel, team
+/// and tag), gathered while it runs and applied once at its end, in one
+/// order, so that concurrent PostgreSQL sessions lock them in that order.
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    accounts: BTreeMap<i64, i64>,
+    channels: BTreeMap<i64, i64>,
+    teams: BTreeMap<i64, i64>,
+    tags: BTreeMap<i64, i64>,
 }
 
-fn count_tag(db: &mut dyn Db, tag_id: i64, delta: i64) -> StoreResult<()> {
-    db.execute(
-        "UPDATE tags SET contact_count = contact_count + $1 WHERE id = $2",
-        &params![delta, tag_id],
-    )?;
-    Ok(())
+impl Counts {
+    /// A contact with these memberships comes (`delta` 1) or goes (-1).
+    pub(super) fn contact(
+        &mut self,
+        account: AccountId,
+        channel_id: i64,
+        team_id: Option<i64>,
+        tag_ids: &[i64],
+        delta: i64,
+    ) {
+        *self.accounts.entry(account.0).or_default() += delta;
+        *self.channels.entry(channel_id).or_default() += delta;
+        if let Some(team_id) = team_id {
+            self.team(team_id, delta);
+        }
+        for tag_id in tag_ids {
+            self.tag(*tag_id, delta);
+        }
+    }
+
+    fn team(&mut self, team_id: i64, delta: i64) {
+        *self.teams.entry(team_id).or_default() += delta;
+    }
+
+    fn tag(&mut self, tag_id: i64, delta: i64) {
+        *self.tags.entry(tag_id).or_default() += delta;
+    }
+
+    pub(super) fn apply(self, db: &mut dyn Db) -> StoreResult<()> {
+        let tables: [(&str, BTreeMap<i64, i64>); 4] = [
+            (
+                "UPDATE accounts SET contact_count = contact_count + $1 WHERE id = $2",
+                self.accounts,
+            ),
+            (
+                "UPDATE channels SET contact_count = contact_count + $1 WHERE id = $2",
+                self.channels,
+            ),
+            (
+                "UPDATE teams SET contact_count = contact_count + $1 WHERE id = $2",
+                self.teams,
+            ),
+            (
+                "UPDATE tags SET contact_count = contact_count + $1 WHERE id = $2",
+                self.tags,
+            ),
+        ];
+        for (sql, moves) in tables {
+            for (id, delta) in moves {
+                if delta != 0 {
+                    db.execute(sql, &params![delta, id])?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Adds a contact to the `q` index. PostgreSQL's trigram indexes follow
@@ -313,15 +347,14 @@ fn set_value(db: &mut dyn Db, contact_id: i64, field_id: i64, value: &str) -> St
     Ok(())
 }
 
-/// Writes a new contacts row (its `id` is the database's to choose) with
-/// its tag memberships, values, search entry and channel/team/tag totals;
-/// returns the row id. The account's total moves with
-/// [`next_contact_seq`].
+/// Writes a new contacts row (the database chooses its `id`, stored into
+/// `row`) with its tag memberships, values and search entry, and counts it.
 pub(super) fn insert_row(
     db: &mut dyn Db,
     account: AccountId,
     row: &mut ContactRow,
     identifier_key: &str,
+    counts: &mut Counts,
 ) -> StoreResult<()> {
     row.id = db.one(
         "INSERT INTO contacts (uuid, account_id, seq, name, name_key, identifier,
@@ -370,7 +403,8 @@ pub(super) fn insert_row(
         set_value(db, row.id, field_id, &value)?;
     }
     index_for_search(db, row)?;
-    count_memberships(db, row.channel_id, row.team_id, &tag_ids, 1)
+    counts.contact(account, row.channel_id, row.team_id, &tag_ids, 1);
+    Ok(())
 }
 
 fn contact_exists(existing: &str, identifier: &str) -> StoreError {
@@ -439,18 +473,73 @@ pub(super) fn insert(
 ) -> StoreResult<ContactRecord> {
     // Whoever creates a contact in this account at the same time waits
     // here, then finds this one in the check below (a 409 naming it).
-    let seq = next_contact_seq(db, account)?;
-    let existing: Option<String> = db.optional(
-        "SELECT uuid FROM contacts WHERE channel_id = $1 AND identifier_key = $2",
-        &params![contact.channel_id, &contact.identifier.key],
-    )?;
-    if let Some(existing) = existing {
+    lock_account(db, account)?;
+    if let Some(existing) = holder_of(db, contact)? {
         return Err(contact_exists(&existing, &contact.identifier.raw));
     }
-    let mut row = new_row(contact, seq)?;
-    insert_row(db, account, &mut row, &contact.identifier.key)?;
+    let mut row = new_row(contact, next_contact_seqs(db, account, 1)?)?;
+    let mut counts = Counts::default();
+    insert_row(db, account, &mut row, &contact.identifier.key, &mut counts)?;
+    counts.apply(db)?;
     let settings = cache.current(db, account, Seen::Uncommitted)?;
     render(&row, &settings)
+}
+
+/// The uuid of the contact that already has this contact's identifier on
+/// its channel.
+fn holder_of(db: &mut dyn Db, contact: &NewContact) -> StoreResult<Option<String>> {
+    db.optional(
+        "SELECT uuid FROM contacts WHERE channel_id = $1 AND identifier_key = $2",
+        &params![contact.channel_id, &contact.identifier.key],
+    )
+}
+
+/// What happened to one contact of a bulk import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    Created,
+    /// The channel already had a contact with this identifier (perhaps one
+    /// from earlier in the same import): this uuid.
+    Duplicate(String),
+}
+
+/// Creates many contacts at once, skipping those whose identifier is
+/// taken; one answer per contact, in order.
+pub(super) fn insert_many(
+    db: &mut dyn Db,
+    account: AccountId,
+    contacts: &[NewContact],
+) -> StoreResult<Vec<Imported>> {
+    lock_account(db, account)?;
+    let mut outcomes = Vec::with_capacity(contacts.len());
+    let mut fresh: HashMap<(i64, &str), PublicId> = HashMap::new();
+    for contact in contacts {
+        let key = (contact.channel_id, contact.identifier.key.as_str());
+        let outcome = match fresh.get(&key) {
+            Some(earlier) => Imported::Duplicate(earlier.to_string()),
+            None => match holder_of(db, contact)? {
+                Some(existing) => Imported::Duplicate(existing),
+                None => {
+                    fresh.insert(key, contact.uuid);
+                    Imported::Created
+                }
+            },
+        };
+        outcomes.push(outcome);
+    }
+    let created = contacts
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| **outcome == Imported::Created);
+    let count = i64::try_from(fresh.len()).unwrap_or(i64::MAX);
+    let first = next_contact_seqs(db, account, count)?;
+    let mut counts = Counts::default();
+    for (seq, (contact, _)) in (first..).zip(created) {
+        let mut row = new_row(contact, seq)?;
+        insert_row(db, account, &mut row, &contact.identifier.key, &mut counts)?;
+    }
+    counts.apply(db)?;
+    Ok(outcomes)
 }
 
 /// Locks a contact's row for the rest of the transaction (the `UPDATE`
@@ -513,6 +602,7 @@ pub(super) fn update(
 ) -> StoreResult<ContactRecord> {
     let mut row = lock_contact(db, account, uuid, at)?;
     let settings = cache.current(db, account, Seen::Uncommitted)?;
+    let mut counts = Counts::default();
     if let Some(name) = &changes.name
         && *name != row.name
     {
@@ -544,9 +634,9 @@ pub(super) fn update(
             .ok_or_else(foreign_key_violation)?;
         let text = format!("Conversation was moved to team {}", team.name);
         if let Some(old) = row.team_id {
-            count_team(db, old, -1)?;
+            counts.team(old, -1);
         }
-        count_team(db, team_id, 1)?;
+        counts.team(team_id, 1);
         row.team_id = Some(team_id);
         record_event(db, row.id, text, at)?;
     }
@@ -583,11 +673,11 @@ pub(super) fn update(
                 "DELETE FROM contact_tags WHERE contact_id = $1 AND tag_id = $2",
                 &params![row.id, *removed],
             )?;
-            count_tag(db, *removed, -1)?;
+            counts.tag(*removed, -1);
         }
         for added in tag_ids.iter().filter(|id| !old.contains(id)) {
             add_tag(db, &row, *added)?;
-            count_tag(db, *added, 1)?;
+            counts.tag(*added, 1);
         }
         row.tag_ids = encode_tag_ids(tag_ids);
     }
@@ -640,6 +730,7 @@ pub(super) fn update(
         ],
     )
     .map_err(unique_means("bsuid_taken", taken))?;
+    counts.apply(db)?;
     render(&row, &settings)
 }
 
@@ -664,12 +755,10 @@ pub(super) fn delete(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> Sto
         ),
         &params![account.0, uuid.to_string().as_str()],
     )?;
-    db.execute(
-        "UPDATE accounts SET contact_count = contact_count - 1 WHERE id = $1",
-        &params![account.0],
-    )?;
+    let mut counts = Counts::default();
     let tag_ids = decode_tag_ids(&gone.tag_ids)?;
-    count_memberships(db, gone.channel_id, gone.team_id, &tag_ids, -1)?;
+    counts.contact(account, gone.channel_id, gone.team_id, &tag_ids, -1);
+    counts.apply(db)?;
     unindex_for_search(db, gone.id, &gone.name_key, &gone.identifier_digits)
 }
 
@@ -951,6 +1040,15 @@ impl ContactStore for SqlStore {
             super::listing::list(db, cache, account, &filter, start, page_size)
         })
         .await
+    }
+
+    async fn import_contacts(
+        &self,
+        account: AccountId,
+        contacts: Vec<NewContact>,
+    ) -> StoreResult<Vec<Imported>> {
+        self.write(move |db, _| insert_many(db, account, &contacts))
+            .await
     }
 
     async fn delete_contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<()> {

@@ -32,6 +32,7 @@ use postgres::{PgDb, PgManager};
 use sqlite::{ReaderManager, Role, SqliteDb, SqliteLocation};
 use writer::Writer;
 
+pub use contacts::Imported;
 pub use transfer::{CopyError, CopyProgress, CopySummary, copy_database};
 
 /// Which database is underneath.
@@ -264,9 +265,11 @@ pub(crate) fn unique_means(
 /// collides with the first on a unique index (a 409 that names nothing).
 /// SQLite's write transactions already run one at a time.
 pub(crate) fn lock_account(db: &mut dyn Db, account: super::AccountId) -> StoreResult<()> {
-    db.execute(
-        "UPDATE accounts SET contact_seq = contact_seq WHERE id = $1",
-        &db::params![account.0],
-    )?;
+    if db.backend() == Backend::Postgres {
+        db.execute(
+            "UPDATE accounts SET contact_seq = contact_seq WHERE id = $1",
+            &db::params![account.0],
+        )?;
+    }
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use super::admin::{insert_account_row, insert_key_row};
 use super::contacts::{
-    ContactRow, FieldValues, encode_field_values, encode_tag_ids, insert_message, insert_row,
-    next_contact_seq,
+    ContactRow, Counts, FieldValues, encode_field_values, encode_tag_ids, insert_message,
+    insert_row, next_contact_seqs,
 };
 use super::db::{Db, Value, params};
 use super::settings::{bots, channels, custom_fields, funnels, read_settings, tags, teams, users};
@@ -83,9 +83,11 @@ pub(super) fn import_account(
     }
     if !snapshot.contacts.is_empty() {
         let ids = SettingIds::read(db, account)?;
+        let mut counts = Counts::default();
         for contact in &snapshot.contacts {
-            import_contact(db, account, &ids, contact)?;
+            import_contact(db, account, &ids, contact, &mut counts)?;
         }
+        counts.apply(db)?;
     }
     Ok(account)
 }
@@ -135,6 +137,7 @@ fn import_contact(
     account: AccountId,
     ids: &SettingIds,
     snapshot: &ContactSnapshot,
+    counts: &mut Counts,
 ) -> StoreResult<()> {
     let contact: &ContactRecord = &snapshot.contact;
     let missing = |what: &str| {
@@ -202,7 +205,7 @@ fn import_contact(
         .collect::<StoreResult<FieldValues>>()?;
     let seq = match snapshot.seq {
         Some(seq) => seq,
-        None => next_contact_seq(db, account)?,
+        None => next_contact_seqs(db, account, 1)?,
     };
     let mut row = ContactRow {
         id: 0,
@@ -232,7 +235,7 @@ fn import_contact(
         tag_ids: encode_tag_ids(&tag_ids),
         field_values: encode_field_values(&values)?,
     };
-    insert_row(db, account, &mut row, &identifier.key)?;
+    insert_row(db, account, &mut row, &identifier.key, counts)?;
     for message in &snapshot.messages {
         insert_message(db, row.id, message)?;
     }
