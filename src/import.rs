@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::store::{AccountId, Imported, Store, StoreError};
 
 /// Contacts written per transaction.
-const CONTACTS_PER_BATCH: usize = 2_000;
+const CONTACTS_PER_BATCH: usize = 20_000;
 
 /// How far an import has got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,14 +129,18 @@ fn read_lines(
                 error,
             }),
         }
-        if batch.contacts.len() >= CONTACTS_PER_BATCH || batch.rejections.len() >= CONTACTS_PER_BATCH
+        if batch.contacts.len() >= CONTACTS_PER_BATCH
+            || batch.rejections.len() >= CONTACTS_PER_BATCH
         {
             let next = Parsed {
                 lines: batch.lines,
                 bytes: batch.bytes,
                 ..Parsed::default()
             };
-            if batches.blocking_send(std::mem::replace(&mut batch, next)).is_err() {
+            if batches
+                .blocking_send(std::mem::replace(&mut batch, next))
+                .is_err()
+            {
                 // The writing side gave up (and says why).
                 return Ok(());
             }
@@ -162,8 +166,8 @@ fn contact_of(line: &[u8], settings: &AccountSettings) -> Result<NewContact, Api
 /// The errors file's line for a rejection: the API's error body with the
 /// line number beside it.
 pub fn rejection_json(rejection: Rejection) -> String {
-    let mut value = serde_json::to_value(rejection.error.into_body())
-        .unwrap_or(serde_json::Value::Null);
+    let mut value =
+        serde_json::to_value(rejection.error.into_body()).unwrap_or(serde_json::Value::Null);
     if let Some(object) = value.as_object_mut() {
         object.insert("line".to_owned(), rejection.line.into());
     }

@@ -387,15 +387,15 @@ async fn import(
     let (input, size): (Box<dyn std::io::BufRead + Send>, Option<u64>) = if file == "-" {
         (Box::new(BufReader::new(std::io::stdin())), None)
     } else {
-        let opened =
-            std::fs::File::open(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        let opened = std::fs::File::open(file).map_err(|e| format!("cannot read {file}: {e}"))?;
         let size = opened.metadata().ok().map(|m| m.len());
         (Box::new(BufReader::with_capacity(1 << 20, opened)), size)
     };
     let mut errors_file = match errors {
-        Some(path) => Some(BufWriter::new(std::fs::File::create(path).map_err(|e| {
-            format!("cannot write {}: {e}", path.display())
-        })?)),
+        Some(path) => Some(BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        )),
         None => None,
     };
     let bar = std::io::stderr().is_terminal().then(|| match size {
@@ -467,7 +467,9 @@ async fn import(
         report.imported, account.name, report.duplicates, report.rejected
     );
     if report.rejected > REJECTIONS_SHOWN && errors.is_none() {
-        eprintln!("The first {REJECTIONS_SHOWN} rejections are shown; --errors FILE keeps them all.");
+        eprintln!(
+            "The first {REJECTIONS_SHOWN} rejections are shown; --errors FILE keeps them all."
+        );
     }
     Ok(if report.rejected > 0 {
         ExitCode::from(3)

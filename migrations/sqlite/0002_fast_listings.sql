@@ -66,10 +66,12 @@ DROP INDEX contacts_by_bot;
 CREATE INDEX contacts_by_bot ON contacts (bot_id) WHERE bot_id IS NOT NULL;
 
 -- `q`: substrings of the folded name and of the phone digits, through a
--- trigram index over the contacts table's own columns.
+-- trigram index over the contacts table's own columns. It only finds
+-- candidates (no positions kept: `detail = none`); the listing checks each
+-- against the contact's own columns.
 CREATE VIRTUAL TABLE contacts_search USING fts5 (
     name_key, identifier_digits,
     content = 'contacts', content_rowid = 'id',
-    tokenize = 'trigram case_sensitive 1'
+    tokenize = 'trigram', detail = none, columnsize = 0
 );
 INSERT INTO contacts_search (contacts_search) VALUES ('rebuild');

@@ -172,8 +172,8 @@ impl CreateContactRequest {
         };
         let now = Timestamp::now();
         v.finish(NewContact {
-            uuid: PublicId::random(),
-            conversation_uuid: PublicId::random(),
+            uuid: PublicId::time_ordered(),
+            conversation_uuid: PublicId::time_ordered(),
             created_at: now,
             name,
             identifier,

@@ -8,14 +8,14 @@
 //! settings. Every write keeps the copies, the counters of
 //! `docs/storage.md` and the search index in step, in its transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use const_format::concatcp;
 
 use super::SqlStore;
 use super::cache::{Seen, SettingsCache};
-use super::db::{Db, params, row_struct};
+use super::db::{Db, SearchChange, params, row_struct};
 use super::{foreign_key_violation, lock_account, unique_means};
 use crate::domain::contact::{
     BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord, NewContact,
@@ -301,33 +301,22 @@ impl Counts {
     }
 }
 
-/// Adds a contact to the `q` index. PostgreSQL's trigram indexes follow
-/// the table by themselves; SQLite's full-text table is told.
-fn index_for_search(db: &mut dyn Db, row: &ContactRow) -> StoreResult<()> {
-    if db.backend() == super::Backend::Sqlite {
-        db.execute(
-            "INSERT INTO contacts_search (rowid, name_key, identifier_digits) VALUES ($1, $2, $3)",
-            &params![row.id, &row.name_key, &row.identifier_digits],
-        )?;
-    }
-    Ok(())
+/// Adds a contact to the `q` index (at commit; see [`Db::defer_search`]).
+fn index_for_search(db: &mut dyn Db, row: &ContactRow) {
+    db.defer_search(SearchChange::Add {
+        id: row.id,
+        name_key: row.name_key.clone(),
+        identifier_digits: row.identifier_digits.clone(),
+    });
 }
 
-/// Removes a contact from the `q` index, given what was indexed.
-fn unindex_for_search(
-    db: &mut dyn Db,
-    id: i64,
-    name_key: &str,
-    identifier_digits: &str,
-) -> StoreResult<()> {
-    if db.backend() == super::Backend::Sqlite {
-        db.execute(
-            "INSERT INTO contacts_search (contacts_search, rowid, name_key, identifier_digits)
-             VALUES ('delete', $1, $2, $3)",
-            &params![id, name_key, identifier_digits],
-        )?;
-    }
-    Ok(())
+/// Takes a contact out of the `q` index, given what was indexed.
+fn unindex_for_search(db: &mut dyn Db, id: i64, name_key: &str, identifier_digits: &str) {
+    db.defer_search(SearchChange::Remove {
+        id,
+        name_key: name_key.to_owned(),
+        identifier_digits: identifier_digits.to_owned(),
+    });
 }
 
 fn add_tag(db: &mut dyn Db, row: &ContactRow, tag_id: i64) -> StoreResult<()> {
@@ -349,14 +338,16 @@ fn set_value(db: &mut dyn Db, contact_id: i64, field_id: i64, value: &str) -> St
 
 /// Writes a new contacts row (the database chooses its `id`, stored into
 /// `row`) with its tag memberships, values and search entry, and counts it.
+/// Answers `false`, writing nothing, when its channel already has a contact
+/// with the same identifier key.
 pub(super) fn insert_row(
     db: &mut dyn Db,
     account: AccountId,
     row: &mut ContactRow,
     identifier_key: &str,
     counts: &mut Counts,
-) -> StoreResult<()> {
-    row.id = db.one(
+) -> StoreResult<bool> {
+    let inserted = db.insert_id(
         "INSERT INTO contacts (uuid, account_id, seq, name, name_key, identifier,
              identifier_digits, identifier_key, source, channel_id, team_id, assigned_user_id,
              avatar_url, blocked_at, bsuid, note, created_at, updated_at, conversation_uuid,
@@ -364,7 +355,7 @@ pub(super) fn insert_row(
              field_values)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
              $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
-         RETURNING id",
+         ON CONFLICT (channel_id, identifier_key) DO NOTHING",
         &params![
             row.uuid.to_string().as_str(),
             account.0,
@@ -395,6 +386,10 @@ pub(super) fn insert_row(
             &row.field_values
         ],
     )?;
+    let Some(id) = inserted else {
+        return Ok(false);
+    };
+    row.id = id;
     let tag_ids = decode_tag_ids(&row.tag_ids)?;
     for tag_id in &tag_ids {
         add_tag(db, row, *tag_id)?;
@@ -402,9 +397,9 @@ pub(super) fn insert_row(
     for (field_id, value) in decode_field_values(&row.field_values)? {
         set_value(db, row.id, field_id, &value)?;
     }
-    index_for_search(db, row)?;
+    index_for_search(db, row);
     counts.contact(account, row.channel_id, row.team_id, &tag_ids, 1);
-    Ok(())
+    Ok(true)
 }
 
 fn contact_exists(existing: &str, identifier: &str) -> StoreError {
@@ -472,14 +467,14 @@ pub(super) fn insert(
     contact: &NewContact,
 ) -> StoreResult<ContactRecord> {
     // Whoever creates a contact in this account at the same time waits
-    // here, then finds this one in the check below (a 409 naming it).
+    // here, then finds this one (a 409 naming it).
     lock_account(db, account)?;
-    if let Some(existing) = holder_of(db, contact)? {
-        return Err(contact_exists(&existing, &contact.identifier.raw));
-    }
     let mut row = new_row(contact, next_contact_seqs(db, account, 1)?)?;
     let mut counts = Counts::default();
-    insert_row(db, account, &mut row, &contact.identifier.key, &mut counts)?;
+    if !insert_row(db, account, &mut row, &contact.identifier.key, &mut counts)? {
+        let existing = holder_of(db, contact)?.unwrap_or_default();
+        return Err(contact_exists(&existing, &contact.identifier.raw));
+    }
     counts.apply(db)?;
     let settings = cache.current(db, account, Seen::Uncommitted)?;
     render(&row, &settings)
@@ -511,33 +506,28 @@ pub(super) fn insert_many(
     contacts: &[NewContact],
 ) -> StoreResult<Vec<Imported>> {
     lock_account(db, account)?;
-    let mut outcomes = Vec::with_capacity(contacts.len());
-    let mut fresh: HashMap<(i64, &str), PublicId> = HashMap::new();
-    for contact in contacts {
-        let key = (contact.channel_id, contact.identifier.key.as_str());
-        let outcome = match fresh.get(&key) {
-            Some(earlier) => Imported::Duplicate(earlier.to_string()),
-            None => match holder_of(db, contact)? {
-                Some(existing) => Imported::Duplicate(existing),
-                None => {
-                    fresh.insert(key, contact.uuid);
-                    Imported::Created
-                }
-            },
-        };
-        outcomes.push(outcome);
-    }
-    let created = contacts
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| **outcome == Imported::Created);
-    let count = i64::try_from(fresh.len()).unwrap_or(i64::MAX);
-    let first = next_contact_seqs(db, account, count)?;
+    // The account is locked: the numbers after the last one are free.
+    let last: i64 = db.one(
+        "SELECT contact_seq FROM accounts WHERE id = $1",
+        &params![account.0],
+    )?;
+    let mut next = last + 1;
     let mut counts = Counts::default();
-    for (seq, (contact, _)) in (first..).zip(created) {
-        let mut row = new_row(contact, seq)?;
-        insert_row(db, account, &mut row, &contact.identifier.key, &mut counts)?;
+    let mut outcomes = Vec::with_capacity(contacts.len());
+    for contact in contacts {
+        let mut row = new_row(contact, next)?;
+        if insert_row(db, account, &mut row, &contact.identifier.key, &mut counts)? {
+            next += 1;
+            outcomes.push(Imported::Created);
+        } else {
+            let existing = holder_of(db, contact)?.unwrap_or_default();
+            outcomes.push(Imported::Duplicate(existing));
+        }
     }
+    db.execute(
+        "UPDATE accounts SET contact_seq = $1 WHERE id = $2",
+        &params![next - 1, account.0],
+    )?;
     counts.apply(db)?;
     Ok(outcomes)
 }
@@ -565,7 +555,7 @@ fn record_event(db: &mut dyn Db, contact_id: i64, text: String, at: Timestamp) -
         db,
         contact_id,
         &MessageRecord {
-            uuid: PublicId::random(),
+            uuid: PublicId::time_ordered(),
             kind: MessageKind::Event,
             text,
             created_at: at,
@@ -606,10 +596,10 @@ pub(super) fn update(
     if let Some(name) = &changes.name
         && *name != row.name
     {
-        unindex_for_search(db, row.id, &row.name_key, &row.identifier_digits)?;
+        unindex_for_search(db, row.id, &row.name_key, &row.identifier_digits);
         row.name = name.clone();
         row.name_key = fold_case(name);
-        index_for_search(db, &row)?;
+        index_for_search(db, &row);
     }
     if let Some(assigned) = changes.assigned_user_id
         && assigned != row.assigned_user_id
@@ -759,7 +749,8 @@ pub(super) fn delete(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> Sto
     let tag_ids = decode_tag_ids(&gone.tag_ids)?;
     counts.contact(account, gone.channel_id, gone.team_id, &tag_ids, -1);
     counts.apply(db)?;
-    unindex_for_search(db, gone.id, &gone.name_key, &gone.identifier_digits)
+    unindex_for_search(db, gone.id, &gone.name_key, &gone.identifier_digits);
+    Ok(())
 }
 
 /// Closes the conversation; closing a closed one keeps the first time.
@@ -842,7 +833,7 @@ pub(super) fn add_note(
 ) -> StoreResult<MessageRecord> {
     let row = lock_contact(db, account, uuid, at)?;
     let note = MessageRecord {
-        uuid: PublicId::random(),
+        uuid: PublicId::time_ordered(),
         kind: MessageKind::Note,
         text: text.to_owned(),
         created_at: at,

@@ -106,6 +106,23 @@ pub trait Row {
     fn value(&self, index: usize) -> StoreResult<Value>;
 }
 
+/// A change of SQLite's full-text index of contacts (`q`), kept for the end
+/// of the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchChange {
+    Add {
+        id: i64,
+        name_key: String,
+        identifier_digits: String,
+    },
+    /// Takes out what was indexed, which must be given as it was.
+    Remove {
+        id: i64,
+        name_key: String,
+        identifier_digits: String,
+    },
+}
+
 /// A database connection, SQLite or PostgreSQL.
 pub trait Db: Send {
     fn backend(&self) -> Backend;
@@ -121,6 +138,12 @@ pub trait Db: Send {
         params: &[Param<'_>],
         each: &mut dyn FnMut(&dyn Row) -> StoreResult<()>,
     ) -> StoreResult<()>;
+
+    /// Runs an `INSERT` (without `RETURNING`) into a table with an `id`
+    /// column and answers the new row's id, or `None` when an `ON CONFLICT
+    /// DO NOTHING` skipped it. SQLite reads the id off the connection,
+    /// which spares it the buffering a `RETURNING` clause costs.
+    fn insert_id(&mut self, sql: &str, params: &[Param<'_>]) -> StoreResult<Option<i64>>;
 
     /// Runs statements that take no parameters: transaction control and
     /// migrations.
@@ -138,6 +161,26 @@ pub trait Db: Send {
     /// Whether the connection is beyond use (a lost PostgreSQL session).
     fn is_broken(&self) -> bool {
         false
+    }
+
+    /// Queues a change of the search index for [`commit`](Self::commit):
+    /// SQLite's FTS5 flushes its pending index at each statement between
+    /// other writes, so changes made there cost several times what the
+    /// same changes cost made in one run just before the commit.
+    /// PostgreSQL's trigram indexes follow the table by themselves.
+    fn defer_search(&mut self, _change: SearchChange) {}
+
+    /// How many search changes are queued: a mark to undo back to.
+    fn deferred_searches(&self) -> usize {
+        0
+    }
+
+    /// Drops the changes queued after `mark` (their savepoint rolled back).
+    fn forget_searches_after(&mut self, _mark: usize) {}
+
+    /// Makes the queued search changes, in order.
+    fn flush_searches(&mut self) -> StoreResult<()> {
+        Ok(())
     }
 }
 
@@ -190,11 +233,14 @@ impl dyn Db + '_ {
         })
     }
 
+    /// Commits, with the search changes queued for it.
     pub fn commit(&mut self) -> StoreResult<()> {
+        self.flush_searches()?;
         self.batch("COMMIT")
     }
 
     pub fn rollback(&mut self) -> StoreResult<()> {
+        self.forget_searches_after(0);
         self.batch("ROLLBACK")
     }
 }

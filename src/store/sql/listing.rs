@@ -40,29 +40,33 @@ struct Search {
     name_pattern: String,
     /// `%digits%`, when `q` looks like a phone number.
     digits_pattern: Option<String>,
-    /// The full-text query, when every part is long enough for trigrams.
-    trigram_query: Option<String>,
+    /// Whether SQLite's trigram index can find the candidates: every part
+    /// is three characters or more and free of LIKE's wildcards (the index
+    /// takes no ESCAPE).
+    trigrams: bool,
 }
 
 impl Search {
     fn new(q: &str) -> Search {
         let folded = fold_case(q);
         let digits = looks_like_phone_number(q).then(|| digits_of(q));
-        let long_enough = |text: &str| text.chars().count() >= TRIGRAM;
-        let phrase = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
-        let trigram_query = (long_enough(&folded) && digits.as_deref().is_none_or(long_enough))
-            .then(|| {
-                let mut query = format!("name_key : {}", phrase(&folded));
-                if let Some(digits) = &digits {
-                    query.push_str(" OR identifier_digits : ");
-                    query.push_str(&phrase(digits));
-                }
-                query
-            });
+        let indexable =
+            |text: &str| text.chars().count() >= TRIGRAM && !text.contains(['%', '_', '\\']);
         Search {
+            trigrams: indexable(&folded) && digits.as_deref().is_none_or(indexable),
             name_pattern: format!("%{}%", escape_like(&folded)),
             digits_pattern: digits.map(|d| format!("%{d}%")),
-            trigram_query,
+        }
+    }
+
+    /// The contacts (of every account) the trigram index finds for this
+    /// search: candidates, which the listing checks exactly.
+    fn push_candidates<'p>(&'p self, sql: &mut SqlBuilder<'p>) {
+        sql.push("SELECT rowid FROM contacts_search WHERE name_key LIKE ")
+            .param(self.name_pattern.as_str());
+        if let Some(digits) = &self.digits_pattern {
+            sql.push(" UNION SELECT rowid FROM contacts_search WHERE identifier_digits LIKE ")
+                .param(digits.as_str());
         }
     }
 }
@@ -163,18 +167,17 @@ pub(super) fn list(
 
     // The search's own matches, across accounts: how many there are tells
     // whether to look them up or to walk the order testing each contact.
-    let trigram_query = match db.backend() {
-        Backend::Sqlite => plan
-            .search
-            .as_ref()
-            .and_then(|s| s.trigram_query.as_deref()),
-        Backend::Postgres => None,
+    let indexed_search = match (db.backend(), &plan.search) {
+        (Backend::Sqlite, Some(search)) if search.trigrams => Some(search),
+        _ => None,
     };
-    let trigram_matches = match trigram_query {
-        Some(query) => Some(db.one::<i64>(
-            "SELECT count(*) FROM contacts_search WHERE contacts_search MATCH $1",
-            &params![query],
-        )?),
+    let trigram_matches = match indexed_search {
+        Some(search) => {
+            let mut count = SqlBuilder::new("SELECT count(*) FROM (");
+            search.push_candidates(&mut count);
+            count.push(") candidates");
+            Some(db.one::<i64>(count.sql(), count.params())?)
+        }
         None => None,
     };
     let walk = match (&plan.tags[..], plan.tags_mode) {
@@ -272,18 +275,12 @@ fn select_ids<'p>(sql: &mut SqlBuilder<'p>, plan: &'p Plan, walk: Walk, seqs: Se
                 .param(plan.account.0);
         }
         Walk::Trigrams => {
-            // SQLite only: the matches first, each looked up by row id.
-            sql.push(
-                "SELECT c.id FROM contacts_search s CROSS JOIN contacts c ON c.id = s.rowid
-                 WHERE s.contacts_search MATCH ",
-            );
-            let query = plan
-                .search
-                .as_ref()
-                .and_then(|s| s.trigram_query.as_deref())
-                .unwrap_or_default();
-            sql.param(query)
-                .push(" AND c.account_id = ")
+            // SQLite only: the candidates first, each looked up by row id.
+            sql.push("SELECT c.id FROM (");
+            if let Some(search) = &plan.search {
+                search.push_candidates(sql);
+            }
+            sql.push(") s CROSS JOIN contacts c ON c.id = s.rowid WHERE c.account_id = ")
                 .param(plan.account.0);
         }
         Walk::Tag => {
@@ -356,9 +353,8 @@ fn push_conditions<'p>(sql: &mut SqlBuilder<'p>, plan: &'p Plan, walk: Walk) {
                 .push("))");
         }
     }
-    if let Some(search) = &plan.search
-        && walk != Walk::Trigrams
-    {
+    // Also after the trigram index, which only finds candidates.
+    if let Some(search) = &plan.search {
         sql.push(" AND (c.name_key LIKE ")
             .param(search.name_pattern.as_str())
             .push(" ESCAPE '\\'");
@@ -447,21 +443,18 @@ mod tests {
     }
 
     #[test]
-    fn searches_use_trigrams_only_when_long_enough() {
-        let query = |q: &str| Search::new(q).trigram_query;
-        assert_eq!(query("Ros").as_deref(), Some("name_key : \"ros\""));
-        assert_eq!(
-            query("say \"hi\"").as_deref(),
-            Some("name_key : \"say \"\"hi\"\"\"")
-        );
-        assert_eq!(
-            query("+39 333").as_deref(),
-            Some("name_key : \"+39 333\" OR identifier_digits : \"39333\"")
-        );
-        assert_eq!(query("ro"), None);
-        assert_eq!(query("1-2"), None);
-        let search = Search::new("50%");
-        assert_eq!(search.name_pattern, "%50\\%%");
+    fn searches_use_trigrams_only_when_they_can() {
+        let search = Search::new(" Rossi ");
+        assert!(search.trigrams);
+        assert_eq!(search.name_pattern, "%rossi%");
         assert_eq!(search.digits_pattern, None);
+        let phone = Search::new("+39 333");
+        assert!(phone.trigrams);
+        assert_eq!(phone.digits_pattern.as_deref(), Some("%39333%"));
+        assert!(!Search::new("ro").trigrams);
+        assert!(!Search::new("1-2").trigrams, "two digits are too few");
+        let wild = Search::new("50%_off");
+        assert!(!wild.trigrams, "the index takes no ESCAPE");
+        assert_eq!(wild.name_pattern, "%50\\%\\_off%");
     }
 }

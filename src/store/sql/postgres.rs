@@ -186,6 +186,15 @@ impl Db for PgDb {
         Ok(())
     }
 
+    fn insert_id(&mut self, sql: &str, params: &[Param<'_>]) -> StoreResult<Option<i64>> {
+        let mut id = None;
+        self.for_each(&format!("{sql} RETURNING id"), params, &mut |row| {
+            id = row.int(0)?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
     fn batch(&mut self, sql: &str) -> StoreResult<()> {
         self.client()?.batch_execute(sql).map_err(pg_error)
     }

@@ -235,7 +235,12 @@ fn import_contact(
         tag_ids: encode_tag_ids(&tag_ids),
         field_values: encode_field_values(&values)?,
     };
-    insert_row(db, account, &mut row, &identifier.key, counts)?;
+    if !insert_row(db, account, &mut row, &identifier.key, counts)? {
+        return Err(StoreError::other(format!(
+            "contact {} has the identifier of another contact on its channel",
+            contact.uuid
+        )));
+    }
     for message in &snapshot.messages {
         insert_message(db, row.id, message)?;
     }
