@@ -127,11 +127,23 @@ type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Log lines are formatted where they happen and written by a thread of
+    // their own, in batches (one write per batch, not per line), so a line
+    // per request costs requests nothing but its formatting. Nothing is
+    // dropped: if the log ever fell 128 k lines behind, requests would wait.
+    // The guard, held to the end of main, writes out what is left.
+    let (log, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("bellbook-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();

@@ -1,6 +1,6 @@
 //! `GET /auth/me`: whether the key works, and whose account it opens.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::Serialize;
 

@@ -1,6 +1,6 @@
 //! Contacts: create, update, get, list, lookups and delete (SPEC §3–§4).
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -275,7 +275,7 @@ pub async fn create(
         .map_err(ApiError::validation)?;
     let record = app.store.insert_contact(caller.account, &contact).await?;
     Ok(Json(ContactInArray {
-        contact: vec![app.links.contact(&record, false)],
+        contact: vec![app.links.contact(record, false)],
     }))
 }
 
@@ -308,7 +308,7 @@ pub async fn update(
         .await
         .not_found_as("contact", &uuid)?;
     Ok(Json(ContactInArray {
-        contact: vec![app.links.contact(&record, false)],
+        contact: vec![app.links.contact(record, false)],
     }))
 }
 
@@ -350,7 +350,7 @@ pub async fn get(
     Ok(Json(ContactInArray {
         contact: vec![
             app.links
-                .contact(&record, query.include_field_types.unwrap_or(false)),
+                .contact(record, query.include_field_types.unwrap_or(false)),
         ],
     }))
 }
@@ -504,7 +504,7 @@ pub async fn list(
     Ok(Json(ContactList {
         contacts: page
             .contacts
-            .iter()
+            .into_iter()
             .map(|c| app.links.contact(c, include_field_types))
             .collect(),
         meta: CursorMeta {
@@ -572,7 +572,7 @@ pub async fn by_phone(
             other => ApiError::from(other),
         })?;
     Ok(Json(SingleContact {
-        contact: app.links.contact(&record, false),
+        contact: app.links.contact(record, false),
     }))
 }
 
@@ -594,7 +594,7 @@ pub async fn by_bsuid(
         .await
         .not_found_as("contact with bsuid", &bsuid)?;
     Ok(Json(SingleContact {
-        contact: app.links.contact(&record, false),
+        contact: app.links.contact(record, false),
     }))
 }
 

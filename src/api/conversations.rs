@@ -1,6 +1,6 @@
 //! A contact's conversation: open, close, notes, funnel, messages, bot.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -44,7 +44,7 @@ pub async fn open(
         .await
         .not_found_as("contact", &uuid)?;
     Ok(Json(ContactInArray {
-        contact: vec![app.links.contact(&record, false)],
+        contact: vec![app.links.contact(record, false)],
     }))
 }
 
@@ -67,7 +67,7 @@ pub async fn close(
         .await
         .not_found_as("contact", &uuid)?;
     Ok(Json(SingleContact {
-        contact: app.links.contact(&record, false),
+        contact: app.links.contact(record, false),
     }))
 }
 
@@ -214,7 +214,7 @@ async fn update_funnel(
         .await
         .not_found_as("contact", &uuid)?;
     Ok(Json(ContactInArray {
-        contact: vec![app.links.contact(&record, false)],
+        contact: vec![app.links.contact(record, false)],
     }))
 }
 

@@ -191,34 +191,41 @@ pub fn parse_fields<T: DeserializeOwned + Default>(
         }
     }
     // Unknown keys are ignored (SPEC §1), so only the keys `T` reads are
-    // checked for characters no database column can hold.
-    let mut ignored = Vec::new();
-    let _ = serde_ignored::deserialize(Value::Object(body.clone()), |path| {
-        ignored.push(path.to_string());
-    })
-    .map(|_: T| ());
+    // checked for characters no database column can hold; which keys those
+    // are is only worked out when some key or string holds one.
     let mut nul_fields = Vec::new();
     find_nul_characters(&body, "", &mut nul_fields);
-    for field in nul_fields {
-        let key = field
-            .split(['.', '['])
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        if ignored.contains(&key) {
-            continue;
+    if !nul_fields.is_empty() {
+        let mut ignored = Vec::new();
+        let _ = serde_ignored::deserialize(&Value::Object(body.clone()), |path| {
+            ignored.push(path.to_string());
+        })
+        .map(|_: T| ());
+        for field in nul_fields {
+            let key = field
+                .split(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if ignored.contains(&key) {
+                continue;
+            }
+            let shown = field.replace('\0', "\\0");
+            errors.push(FieldError::new(
+                shown.clone(),
+                "invalid_character",
+                format!("'{shown}' contains a NUL character, which no text may hold"),
+            ));
+            body.remove(&key);
         }
-        let shown = field.replace('\0', "\\0");
-        errors.push(FieldError::new(
-            shown.clone(),
-            "invalid_character",
-            format!("'{shown}' contains a NUL character, which no text may hold"),
-        ));
-        body.remove(&key);
     }
-    if let Ok(parsed) = serde_json::from_value::<T>(Value::Object(body.clone())) {
+    let body = Value::Object(body);
+    if let Ok(parsed) = T::deserialize(&body) {
         return (parsed, errors);
     }
+    let Value::Object(mut body) = body else {
+        return (T::default(), errors);
+    };
     // Try each field alone to find every one that does not fit.
     let keys: Vec<String> = body.keys().cloned().collect();
     for key in keys {

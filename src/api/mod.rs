@@ -5,6 +5,7 @@ pub mod account;
 pub mod contacts;
 pub mod conversations;
 pub mod extract;
+pub mod json;
 pub mod openapi;
 pub mod settings;
 pub mod views;

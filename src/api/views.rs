@@ -85,12 +85,18 @@ impl Links {
         }
     }
 
-    pub fn contact(&self, record: &ContactRecord, include_field_types: bool) -> ContactView {
-        let custom_fields = record
-            .custom_fields
-            .iter()
-            .map(|f| (f.name.clone(), f.value.as_str().to_owned()))
-            .collect();
+    /// `{public_url}/{path}/{id}`, as `href` and `conversationHref` are.
+    fn link(&self, path: &str, id: PublicId) -> String {
+        let mut link = String::with_capacity(self.public_url.len() + path.len() + 34);
+        link.push_str(&self.public_url);
+        link.push('/');
+        link.push_str(path);
+        link.push('/');
+        link.push_str(id.encode(&mut [0u8; 32]));
+        link
+    }
+
+    pub fn contact(&self, record: ContactRecord, include_field_types: bool) -> ContactView {
         let custom_fields_metadata = include_field_types.then(|| {
             record
                 .custom_fields
@@ -114,30 +120,35 @@ impl Links {
                 })
                 .collect()
         });
+        let custom_fields = record
+            .custom_fields
+            .into_iter()
+            .map(|f| (f.name, f.value.into_string()))
+            .collect();
         ContactView {
             uuid: record.uuid,
-            name: record.name.clone(),
-            phone_number: record.identifier.clone(),
-            avatar_url: record.avatar_url.clone(),
+            name: record.name,
+            phone_number: record.identifier,
+            avatar_url: record.avatar_url,
             blocked_at: record.blocked_at,
             created_at: record.created_at,
             source: record.source,
             funnel_id: record.funnel,
             closed_at: record.closed_at,
-            href: format!("{}/contacts/{}", self.public_url, record.uuid),
-            conversation_href: format!("{}/chat/{}", self.public_url, record.conversation_uuid),
-            tags: record.tags.clone(),
-            assigned_user: record.assigned_user.clone(),
+            href: self.link("contacts", record.uuid),
+            conversation_href: self.link("chat", record.conversation_uuid),
+            tags: record.tags,
+            assigned_user: record.assigned_user,
             custom_fields,
-            team: record.team.as_ref().map(TeamView::from),
+            team: record.team.map(TeamView::from),
             channel: ContactChannelView {
                 uuid: record.channel.uuid,
-                title: record.channel.title.clone(),
+                title: record.channel.title,
                 kind: record.channel.kind,
                 main: record.channel.main,
             },
-            bsuid: record.bsuid.clone(),
-            note: record.note.clone(),
+            bsuid: record.bsuid,
+            note: record.note,
             custom_fields_metadata,
         }
     }
@@ -220,9 +231,15 @@ pub struct TeamView {
 
 impl From<&Team> for TeamView {
     fn from(team: &Team) -> Self {
+        TeamView::from(team.clone())
+    }
+}
+
+impl From<Team> for TeamView {
+    fn from(team: Team) -> Self {
         TeamView {
             uuid: team.uuid,
-            name: team.name.clone(),
+            name: team.name,
             created_at: team.created_at,
             default: team.is_default,
             members: team.members,

@@ -4,7 +4,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 
 /// A point in time with the API's precision: whole seconds, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,14 +35,46 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// `2020-11-13T21:08:53Z` into `buffer`, for years 0 to 9999 (every
+    /// timestamp a response carries; others have no such spelling). Written
+    /// digit by digit: every contact carries several, so a generic
+    /// formatter was a visible part of each listing.
+    fn write_iso(self, buffer: &mut [u8; 20]) -> Option<&str> {
+        let time = OffsetDateTime::from_unix_timestamp(self.0).ok()?;
+        let year = u32::try_from(time.year()).ok().filter(|y| *y <= 9999)?;
+        let mut put = |at: usize, value: u32, digits: usize| {
+            let mut value = value;
+            for i in (0..digits).rev() {
+                buffer[at + i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, year, 4);
+        put(5, u32::from(u8::from(time.month())), 2);
+        put(8, u32::from(time.day()), 2);
+        put(11, u32::from(time.hour()), 2);
+        put(14, u32::from(time.minute()), 2);
+        put(17, u32::from(time.second()), 2);
+        for (at, separator) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'Z'),
+        ] {
+            buffer[at] = separator;
+        }
+        std::str::from_utf8(buffer).ok()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-        match OffsetDateTime::from_unix_timestamp(self.0)
-            .ok()
-            .and_then(|t| t.format(&format).ok())
-        {
-            Some(text) => f.write_str(&text),
+        let mut buffer = [0u8; 20];
+        match self.write_iso(&mut buffer) {
+            Some(text) => f.write_str(text),
             None => write!(f, "invalid timestamp {}", self.0),
         }
     }
@@ -51,7 +82,11 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let mut buffer = [0u8; 20];
+        match self.write_iso(&mut buffer) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -64,6 +99,16 @@ mod tests {
         assert_eq!(
             Timestamp::from_unix(1_605_301_733).to_string(),
             "2020-11-13T21:08:53Z"
+        );
+        assert_eq!(Timestamp::from_unix(0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_unix(-1).to_string(), "1969-12-31T23:59:59Z");
+        assert_eq!(
+            serde_json::to_string(&Timestamp::from_unix(951_782_400)).expect("json"),
+            "\"2000-02-29T00:00:00Z\""
+        );
+        assert_eq!(
+            Timestamp::from_unix(i64::MAX).to_string(),
+            format!("invalid timestamp {}", i64::MAX)
         );
     }
 

@@ -1,6 +1,6 @@
 //! Bots. A contact's `bot_status` needs an enabled one.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 

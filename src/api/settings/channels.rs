@@ -1,7 +1,7 @@
 //! Channels: where conversations happen. At most one main channel per
 //! type; a channel contacts use is discarded rather than deleted.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 

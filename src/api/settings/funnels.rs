@@ -1,6 +1,6 @@
 //! Funnels: the sales stages a conversation moves through.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 

@@ -9,7 +9,7 @@ pub mod tags;
 pub mod teams;
 pub mod users;
 
-use axum::Json;
+use crate::api::json::Json;
 
 use super::views::Status;
 use crate::domain::{FieldError, FieldErrors};

@@ -1,6 +1,6 @@
 //! Tags, addressed by name (case-insensitive, URL-encoded).
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 

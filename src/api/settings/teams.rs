@@ -1,7 +1,7 @@
 //! Teams: groups of users; every contact belongs to one, the default team
 //! unless another is chosen.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 

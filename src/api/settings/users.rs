@@ -1,6 +1,6 @@
 //! Users of an account: who contacts are assigned to and teams are made of.
 
-use axum::Json;
+use crate::api::json::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 

@@ -32,7 +32,7 @@ use crate::store::{
 row_struct! {
     /// A contacts row: everything a [`ContactRecord`] is built from, with
     /// its references as row ids.
-    pub(super) struct ContactRow {
+    pub(super) struct ContactRow in "c" {
         id: i64,
         uuid: PublicId,
         seq: i64,
@@ -122,7 +122,7 @@ pub(super) fn edit_field_values(
 
 /// Builds the contact of `row` as the API shows it, resolving its
 /// references through `settings` (read in the same transaction).
-pub(super) fn render(row: &ContactRow, settings: &AccountSettings) -> StoreResult<ContactRecord> {
+pub(super) fn render(row: ContactRow, settings: &AccountSettings) -> StoreResult<ContactRecord> {
     let missing =
         |what: &str| StoreError::other(format!("contact {} refers to an unknown {what}", row.uuid));
     let channel = settings
@@ -195,10 +195,10 @@ pub(super) fn render(row: &ContactRow, settings: &AccountSettings) -> StoreResul
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(ContactRecord {
         uuid: row.uuid,
-        name: row.name.clone(),
-        identifier: row.identifier.clone(),
+        name: row.name,
+        identifier: row.identifier,
         source: row.source,
-        avatar_url: row.avatar_url.clone(),
+        avatar_url: row.avatar_url,
         blocked_at: row.blocked_at,
         created_at: row.created_at,
         funnel,
@@ -209,8 +209,8 @@ pub(super) fn render(row: &ContactRow, settings: &AccountSettings) -> StoreResul
         custom_fields,
         team,
         channel,
-        bsuid: row.bsuid.clone(),
-        note: row.note.clone(),
+        bsuid: row.bsuid,
+        note: row.note,
         bot,
     })
 }
@@ -477,7 +477,7 @@ pub(super) fn insert(
     }
     counts.apply(db)?;
     let settings = cache.current(db, account, Seen::Uncommitted)?;
-    render(&row, &settings)
+    render(row, &settings)
 }
 
 /// The uuid of the contact that already has this contact's identifier on
@@ -721,7 +721,7 @@ pub(super) fn update(
     )
     .map_err(unique_means("bsuid_taken", taken))?;
     counts.apply(db)?;
-    render(&row, &settings)
+    render(row, &settings)
 }
 
 row_struct! {
@@ -771,7 +771,7 @@ pub(super) fn close_conversation(
         record_event(db, row.id, "Conversation was closed".to_owned(), at)?;
     }
     let settings = cache.current(db, account, Seen::Uncommitted)?;
-    render(&row, &settings)
+    render(row, &settings)
 }
 
 pub(super) fn open_conversation(
@@ -791,7 +791,7 @@ pub(super) fn open_conversation(
         record_event(db, row.id, "Conversation was reopened".to_owned(), at)?;
     }
     let settings = cache.current(db, account, Seen::Uncommitted)?;
-    render(&row, &settings)
+    render(row, &settings)
 }
 
 pub(super) fn set_funnel(
@@ -821,7 +821,7 @@ pub(super) fn set_funnel(
         row.funnel_id = funnel_id;
         record_event(db, row.id, text, at)?;
     }
-    render(&row, &settings)
+    render(row, &settings)
 }
 
 pub(super) fn add_note(
@@ -857,7 +857,7 @@ pub(super) fn read(
     uuid: PublicId,
 ) -> StoreResult<ContactRecord> {
     let settings = cache.current(db, account, Seen::Committed)?;
-    render(&read_row(db, account, uuid)?, &settings)
+    render(read_row(db, account, uuid)?, &settings)
 }
 
 pub(super) fn read_by_phone(
@@ -891,7 +891,7 @@ pub(super) fn read_by_phone(
             &params![account.0, channel_id, digits],
         )?
     };
-    render(&row, &settings)
+    render(row, &settings)
 }
 
 pub(super) fn read_by_bsuid(
@@ -905,7 +905,7 @@ pub(super) fn read_by_bsuid(
         concatcp!(SELECT_CONTACT, " WHERE account_id = $1 AND bsuid = $2"),
         &params![account.0, bsuid],
     )?;
-    render(&row, &settings)
+    render(row, &settings)
 }
 
 row_struct! {
@@ -960,7 +960,7 @@ pub(super) fn read_messages(
         &params![row.id, i64::from(page_size), offset],
     )?;
     Ok(MessagePage {
-        contact: render(&row, &settings)?,
+        contact: render(row, &settings)?,
         messages: messages
             .into_iter()
             .map(MessageRecord::try_from)

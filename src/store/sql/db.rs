@@ -353,7 +353,7 @@ impl<A: Column, B: Column, C: Column> FromRow for (A, B, C) {
 /// after its column, or names it (`kind: Source = "type"`), so the list and
 /// the struct cannot drift apart.
 macro_rules! row_struct {
-    ($(#[$meta:meta])* $vis:vis struct $name:ident {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident $(in $alias:literal)? {
         $(#[$first_meta:meta])* $first:ident : $first_type:ty $(= $first_column:literal)?
         $(, $(#[$field_meta:meta])* $field:ident : $type:ty $(= $column:literal)?)* $(,)?
     }) => {
@@ -369,6 +369,9 @@ macro_rules! row_struct {
             pub const COLUMNS: &'static str = concat!(
                 $crate::store::sql::db::column_name!($first $($first_column)?)
                 $(, ", ", $crate::store::sql::db::column_name!($field $($column)?))*
+            );
+            $crate::store::sql::db::qualified_columns!(
+                $($alias)?; $first $(= $first_column)? $(, $field $(= $column)?)*
             );
         }
 
@@ -389,6 +392,21 @@ macro_rules! row_struct {
         }
     };
 }
+
+/// `QUALIFIED`, `alias.column, alias.column, …`, of a [`row_struct!`]
+/// given an alias (`struct Row in "c"`), for joins.
+macro_rules! qualified_columns {
+    (; $($rest:tt)*) => {};
+    ($alias:literal; $first:ident $(= $first_column:literal)? $(, $field:ident $(= $column:literal)?)*) => {
+        /// The columns, each qualified by the table's alias, for joins.
+        #[allow(dead_code)]
+        pub const QUALIFIED: &'static str = concat!(
+            $alias, ".", $crate::store::sql::db::column_name!($first $($first_column)?)
+            $(, ", ", $alias, ".", $crate::store::sql::db::column_name!($field $($column)?))*
+        );
+    };
+}
+pub(crate) use qualified_columns;
 
 /// The column a [`row_struct!`] field reads: its own name, or the one given.
 macro_rules! column_name {
@@ -461,12 +479,13 @@ mod tests {
 
     row_struct! {
         #[allow(dead_code)]
-        struct Example { id: i64, kind: String = "type", note: Option<String> }
+        struct Example in "e" { id: i64, kind: String = "type", note: Option<String> }
     }
 
     #[test]
     fn row_structs_list_their_columns_in_order() {
         assert_eq!(Example::COLUMNS, "id, type, note");
+        assert_eq!(Example::QUALIFIED, "e.id, e.type, e.note");
     }
 
     #[test]

@@ -3,11 +3,9 @@
 //! kept by every write where one counter answers it (see
 //! `docs/storage.md`).
 
-use const_format::concatcp;
-
 use super::Backend;
 use super::cache::{Seen, SettingsCache};
-use super::contacts::{ContactRow, SELECT_CONTACT, render};
+use super::contacts::{ContactRow, render};
 use super::db::{Db, SqlBuilder, params};
 use crate::domain::identifier::digits_of;
 use crate::domain::{Source, fold_case};
@@ -188,11 +186,19 @@ pub(super) fn list(
         (_, TagsMode::Any) => Walk::Contacts,
     };
 
-    let mut ids = SqlBuilder::new("");
-    select_ids(&mut ids, &plan, walk, Seqs::UpTo(watermark));
+    let join = join_keyword(db.backend());
+    let mut page = SqlBuilder::new("");
+    select(
+        &mut page,
+        &plan,
+        walk,
+        Seqs::UpTo(watermark),
+        Select::Rows,
+        join,
+    );
+    let (created, seq) = order_columns(walk);
     if let PageStart::After { position, .. } = start {
-        let (created, seq) = order_columns(walk);
-        ids.push(" AND (")
+        page.push(" AND (")
             .push(created)
             .push(", ")
             .push(seq)
@@ -202,8 +208,7 @@ pub(super) fn list(
             .param(position.seq)
             .push(")");
     }
-    let (created, seq) = order_columns(walk);
-    ids.push(" ORDER BY ")
+    page.push(" ORDER BY ")
         .push(created)
         .push(" DESC, ")
         .push(seq)
@@ -211,13 +216,12 @@ pub(super) fn list(
         .param(i64::from(page_size) + 1);
     if let PageStart::Number(number) = start {
         let offset = i64::from(number.saturating_sub(1)) * i64::from(page_size);
-        ids.push(" OFFSET ").param(offset);
+        page.push(" OFFSET ").param(offset);
     }
-    let mut found: Vec<i64> = db.all(ids.sql(), ids.params())?;
-    let has_more = found.len() > page_size as usize;
-    found.truncate(page_size as usize);
+    let mut rows: Vec<ContactRow> = db.all(page.sql(), page.params())?;
+    let has_more = rows.len() > page_size as usize;
+    rows.truncate(page_size as usize);
 
-    let rows = hydrate(db, &found)?;
     let next = match rows.last() {
         Some(last) if has_more => Some(ContactPosition {
             created_at: last.created_at,
@@ -226,7 +230,7 @@ pub(super) fn list(
         _ => None,
     };
     let contacts = rows
-        .iter()
+        .into_iter()
         .map(|row| render(row, &settings))
         .collect::<StoreResult<Vec<_>>>()?;
     // A search is counted through its matches wherever the index has them.
@@ -234,7 +238,15 @@ pub(super) fn list(
         Walk::Contacts if plan.tags.is_empty() && trigram_matches.is_some() => Walk::Trigrams,
         other => other,
     };
-    let total = total(db, &plan, counting, watermark, contact_seq, contact_count)?;
+    let total = total(
+        db,
+        &plan,
+        counting,
+        join,
+        watermark,
+        contact_seq,
+        contact_count,
+    )?;
     Ok(ContactPage {
         contacts,
         total,
@@ -260,51 +272,95 @@ fn tag_counts(db: &mut dyn Db, plan: &mut Plan) -> StoreResult<i64> {
 /// The columns of the walk's newest-first order.
 fn order_columns(walk: Walk) -> (&'static str, &'static str) {
     match walk {
-        Walk::Tag | Walk::AnyTag => ("ct.created_at", "ct.seq"),
-        Walk::Contacts | Walk::Trigrams => ("c.created_at", "c.seq"),
+        Walk::Tag => ("ct.created_at", "ct.seq"),
+        Walk::Contacts | Walk::Trigrams | Walk::AnyTag => ("c.created_at", "c.seq"),
     }
 }
 
-/// `SELECT <contact id> FROM … WHERE …` of the plan, open for more
-/// conditions.
-fn select_ids<'p>(sql: &mut SqlBuilder<'p>, plan: &'p Plan, walk: Walk, seqs: Seqs) {
+/// How the walk joins the contacts it finds: on SQLite `CROSS JOIN`, which
+/// keeps the walk first (as written) whatever the planner would guess;
+/// PostgreSQL's planner needs no such hint, and takes no `ON` after it.
+fn join_keyword(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => " CROSS JOIN ",
+        Backend::Postgres => " JOIN ",
+    }
+}
+
+/// What a statement built by [`select`] returns for each contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Select {
+    /// The whole row, as [`ContactRow`] reads it: a page.
+    Rows,
+    /// Its id only: for counting.
+    Ids,
+}
+
+/// `SELECT … FROM … WHERE …` of the plan, open for more conditions.
+fn select<'p>(
+    sql: &mut SqlBuilder<'p>,
+    plan: &'p Plan,
+    walk: Walk,
+    seqs: Seqs,
+    what: Select,
+    join: &'static str,
+) {
     let (_, seq) = order_columns(walk);
+    // Counting a tag's memberships needs no contact row unless filtered.
+    let joined = walk != Walk::Tag || what == Select::Rows || needs_contact_row(plan);
+    let columns = match (what, joined) {
+        (Select::Rows, _) => ContactRow::QUALIFIED,
+        (Select::Ids, true) => "c.id",
+        (Select::Ids, false) => "ct.contact_id",
+    };
+    // `+seq <= w` keeps SQLite from walking the (account, seq) index for
+    // the watermark and sorting what it finds: the newest-first index is
+    // the walk, the watermark only a check on each entry. Contacts newer
+    // than it, though, are found through that index.
+    let push_seqs = |sql: &mut SqlBuilder<'p>, seq: &'static str| {
+        match seqs {
+            Seqs::UpTo(watermark) => sql.push(" AND +").push(seq).push(" <= ").param(watermark),
+            Seqs::After(watermark) => sql.push(" AND ").push(seq).push(" > ").param(watermark),
+        };
+    };
+    sql.push("SELECT ").push(columns);
     match walk {
         Walk::Contacts => {
-            sql.push("SELECT c.id FROM contacts c WHERE c.account_id = ")
+            sql.push(" FROM contacts c WHERE c.account_id = ")
                 .param(plan.account.0);
+            push_seqs(sql, seq);
         }
         Walk::Trigrams => {
             // SQLite only: the candidates first, each looked up by row id.
-            sql.push("SELECT c.id FROM (");
+            sql.push(" FROM (");
             if let Some(search) = &plan.search {
                 search.push_candidates(sql);
             }
             sql.push(") s CROSS JOIN contacts c ON c.id = s.rowid WHERE c.account_id = ")
                 .param(plan.account.0);
+            push_seqs(sql, seq);
         }
         Walk::Tag => {
-            sql.push("SELECT ct.contact_id FROM contact_tags ct");
-            if needs_contact_row(plan) {
-                sql.push(" JOIN contacts c ON c.id = ct.contact_id");
+            sql.push(" FROM contact_tags ct");
+            if joined {
+                sql.push(join).push("contacts c ON c.id = ct.contact_id");
             }
             sql.push(" WHERE ct.tag_id = ")
                 .param(plan.tags.first().copied().unwrap_or(-1));
+            push_seqs(sql, seq);
         }
         Walk::AnyTag => {
-            sql.push("SELECT DISTINCT ct.contact_id, ct.created_at, ct.seq FROM contact_tags ct");
-            if needs_contact_row(plan) {
-                sql.push(" JOIN contacts c ON c.id = ct.contact_id");
-            }
-            sql.push(" WHERE ct.tag_id IN (")
+            // Every membership of the tags, each contact once, then sorted.
+            sql.push(" FROM (SELECT DISTINCT contact_id FROM contact_tags WHERE tag_id IN (")
                 .padded_ints(&plan.tags, -1)
                 .push(")");
+            push_seqs(sql, "seq");
+            sql.push(") ct")
+                .push(join)
+                .push("contacts c ON c.id = ct.contact_id WHERE c.account_id = ")
+                .param(plan.account.0);
         }
     }
-    match seqs {
-        Seqs::UpTo(watermark) => sql.push(" AND ").push(seq).push(" <= ").param(watermark),
-        Seqs::After(watermark) => sql.push(" AND ").push(seq).push(" > ").param(watermark),
-    };
     push_conditions(sql, plan, walk);
 }
 
@@ -322,8 +378,8 @@ fn push_conditions<'p>(sql: &mut SqlBuilder<'p>, plan: &'p Plan, walk: Walk) {
         sql.push(" AND c.team_id = ").param(team_id);
     }
     let id = match walk {
-        Walk::Tag | Walk::AnyTag => "ct.contact_id",
-        Walk::Contacts | Walk::Trigrams => "c.id",
+        Walk::Tag => "ct.contact_id",
+        Walk::Contacts | Walk::Trigrams | Walk::AnyTag => "c.id",
     };
     match (walk, plan.tags_mode, &plan.tags[..]) {
         (_, _, []) | (Walk::AnyTag, _, _) | (Walk::Tag, _, [_]) => {}
@@ -366,24 +422,13 @@ fn push_conditions<'p>(sql: &mut SqlBuilder<'p>, plan: &'p Plan, walk: Walk) {
     }
 }
 
-/// The rows of `ids`, in that order.
-fn hydrate(db: &mut dyn Db, ids: &[i64]) -> StoreResult<Vec<ContactRow>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sql = SqlBuilder::new(concatcp!(SELECT_CONTACT, " WHERE id IN ("));
-    sql.padded_ints(ids, -1).push(")");
-    let mut rows: Vec<ContactRow> = db.all(sql.sql(), sql.params())?;
-    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
-    Ok(rows)
-}
-
 /// How many contacts the listing has in all, among those the walk can see
 /// (`seq <= watermark`).
 fn total(
     db: &mut dyn Db,
     plan: &Plan,
     walk: Walk,
+    join: &'static str,
     watermark: i64,
     contact_seq: i64,
     contact_count: i64,
@@ -412,13 +457,27 @@ fn total(
         Some(now) if watermark >= contact_seq => Ok(now),
         Some(now) => {
             let mut newer = SqlBuilder::new("SELECT count(*) FROM (");
-            select_ids(&mut newer, plan, Walk::Contacts, Seqs::After(watermark));
+            select(
+                &mut newer,
+                plan,
+                Walk::Contacts,
+                Seqs::After(watermark),
+                Select::Ids,
+                join,
+            );
             newer.push(") newer");
             Ok(now - db.one::<i64>(newer.sql(), newer.params())?)
         }
         None => {
             let mut all = SqlBuilder::new("SELECT count(*) FROM (");
-            select_ids(&mut all, plan, walk, Seqs::UpTo(watermark));
+            select(
+                &mut all,
+                plan,
+                walk,
+                Seqs::UpTo(watermark),
+                Select::Ids,
+                join,
+            );
             all.push(") matching");
             db.one(all.sql(), all.params())
         }

@@ -89,6 +89,15 @@ impl SqliteDb {
         let conn = Connection::open_with_flags(&location.path, flags)
             .map_err(|e| open_error(&location.path, e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Plans must not depend on the values bound: without this guarantee
+        // SQLite re-plans a statement whenever a parameter it could use for
+        // planning (an indexed equality, a LIMIT) is bound again, which for
+        // a listing was most of its cost.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(sqlite_error)?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(sqlite_error)?;
         // WAL lets readers run beside the one writer; `synchronous = FULL`
@@ -220,6 +229,11 @@ impl Db for SqliteDb {
     }
 
     fn batch(&mut self, sql: &str) -> StoreResult<()> {
+        // Transaction control runs on every request: kept prepared.
+        if !sql.contains(';') {
+            let mut statement = self.conn.prepare_cached(sql).map_err(sqlite_error)?;
+            return statement.raw_execute().map(|_| ()).map_err(sqlite_error);
+        }
         self.conn.execute_batch(sql).map_err(sqlite_error)
     }
 
