@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -254,7 +253,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
         let retry_after = self.retry_after;
-        let mut response = (status, Json(self.into_body())).into_response();
+        let mut response = (status, crate::api::json::Json(self.into_body())).into_response();
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()

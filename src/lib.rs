@@ -166,7 +166,7 @@ async fn create_first_account(store: &dyn Store) -> Result<FirstRun, StartError>
 fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer)?;
-    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(buffer))
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

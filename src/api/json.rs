@@ -12,7 +12,7 @@ use crate::error::ApiError;
 /// times at most.
 const INITIAL_CAPACITY: usize = 4096;
 
-/// A `200` JSON answer.
+/// A JSON answer: `200` alone, or the body of `(status, Json(..))`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 

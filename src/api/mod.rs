@@ -135,7 +135,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             },
         ))
         .layer(Extension(BodyLimit(max_body_bytes)))
-        .layer(middleware::from_fn(json_charset))
         .layer(middleware::from_fn(log_request))
 }
 
@@ -191,22 +190,6 @@ fn client_address(request: &Request) -> IpAddr {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
-}
-
-/// Names the charset of JSON answers, as SPEC §1 spells their type.
-async fn json_charset(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    if headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v == "application/json")
-    {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-    }
-    response
 }
 
 /// One line per request: method, path, status, latency. Never headers, so

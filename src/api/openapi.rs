@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use axum::Json;
+use crate::api::json::Json;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

@@ -106,6 +106,25 @@ pub trait Row {
     fn value(&self, index: usize) -> StoreResult<Value>;
 }
 
+/// A row read from its `by`-th column on: for a statement that puts other
+/// columns before a [`row_struct!`]'s.
+pub struct Shifted<'r> {
+    pub row: &'r dyn Row,
+    pub by: usize,
+}
+
+impl Row for Shifted<'_> {
+    fn int(&self, index: usize) -> StoreResult<Option<i64>> {
+        self.row.int(index + self.by)
+    }
+    fn text(&self, index: usize) -> StoreResult<Option<&str>> {
+        self.row.text(index + self.by)
+    }
+    fn value(&self, index: usize) -> StoreResult<Value> {
+        self.row.value(index + self.by)
+    }
+}
+
 /// A change of SQLite's full-text index of contacts (`q`), kept for the end
 /// of the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,10 +3,12 @@
 //! kept by every write where one counter answers it (see
 //! `docs/storage.md`).
 
+use const_format::concatcp;
+
 use super::Backend;
 use super::cache::{Seen, SettingsCache};
 use super::contacts::{ContactRow, render};
-use super::db::{Db, SqlBuilder, params};
+use super::db::{Column, Db, FromRow, Shifted, SqlBuilder, params};
 use crate::domain::identifier::digits_of;
 use crate::domain::{Source, fold_case};
 use crate::store::{
@@ -38,10 +40,17 @@ struct Search {
     name_pattern: String,
     /// `%digits%`, when `q` looks like a phone number.
     digits_pattern: Option<String>,
+    /// The folded name part and the digits part (empty when `q` is no
+    /// phone number), as the trigram index has them.
+    folded: String,
+    digits: String,
     /// Whether SQLite's trigram index can find the candidates: every part
-    /// is three characters or more and free of LIKE's wildcards (the index
-    /// takes no ESCAPE).
+    /// is three characters or more and free of LIKE's wildcards.
     trigrams: bool,
+    /// The FTS5 query that finds the candidates (set by
+    /// [`Search::choose_trigrams`]): the rarest trigrams of each part, all
+    /// of which every match has.
+    candidates_query: String,
 }
 
 impl Search {
@@ -50,22 +59,52 @@ impl Search {
         let digits = looks_like_phone_number(q).then(|| digits_of(q));
         let indexable =
             |text: &str| text.chars().count() >= TRIGRAM && !text.contains(['%', '_', '\\']);
+        let digits_for_trigrams = digits.clone().unwrap_or_default();
         Search {
             trigrams: indexable(&folded) && digits.as_deref().is_none_or(indexable),
             name_pattern: format!("%{}%", escape_like(&folded)),
             digits_pattern: digits.map(|d| format!("%{d}%")),
+            candidates_query: String::new(),
+            digits: digits_for_trigrams,
+            folded,
         }
     }
 
     /// The contacts (of every account) the trigram index finds for this
     /// search: candidates, which the listing checks exactly.
     fn push_candidates<'p>(&'p self, sql: &mut SqlBuilder<'p>) {
-        sql.push("SELECT rowid FROM contacts_search WHERE name_key LIKE ")
-            .param(self.name_pattern.as_str());
-        if let Some(digits) = &self.digits_pattern {
-            sql.push(" UNION SELECT rowid FROM contacts_search WHERE identifier_digits LIKE ")
-                .param(digits.as_str());
+        sql.push("SELECT rowid FROM contacts_search WHERE contacts_search MATCH ")
+            .param(self.candidates_query.as_str());
+    }
+
+    /// Builds the candidates' FTS5 query from a few trigrams of each part,
+    /// spread over it (the first, the middle and the last). Asking the
+    /// index for every trigram (as a `LIKE` through it does) reads the
+    /// long lists of the common ones too; a match has all of them, so a
+    /// few find a small superset at a fraction of the cost, and the
+    /// listing checks each candidate anyway. (Ranking the trigrams by
+    /// rarity would cost more: FTS5's vocabulary counts a trigram's
+    /// contacts by reading its whole list.)
+    fn choose_trigrams(&mut self) {
+        let mut parts = Vec::new();
+        for text in [&self.folded, &self.digits] {
+            let chars: Vec<char> = text.chars().collect();
+            if chars.len() < TRIGRAM {
+                continue;
+            }
+            let last = chars.len() - TRIGRAM;
+            let mut starts = vec![0, last / 2, last];
+            starts.dedup();
+            let chosen: Vec<String> = starts
+                .into_iter()
+                .map(|start| {
+                    let trigram: String = chars[start..start + TRIGRAM].iter().collect();
+                    format!("\"{}\"", trigram.replace('"', "\"\""))
+                })
+                .collect();
+            parts.push(format!("({})", chosen.join(" AND ")));
         }
+        self.candidates_query = parts.join(" OR ");
     }
 }
 
@@ -165,15 +204,22 @@ pub(super) fn list(
 
     // The search's own matches, across accounts: how many there are tells
     // whether to look them up or to walk the order testing each contact.
-    let indexed_search = match (db.backend(), &plan.search) {
-        (Backend::Sqlite, Some(search)) if search.trigrams => Some(search),
+    let indexed_search = match (db.backend(), &mut plan.search) {
+        (Backend::Sqlite, Some(search)) if search.trigrams => {
+            search.choose_trigrams();
+            Some(&*search)
+        }
         _ => None,
     };
     let trigram_matches = match indexed_search {
         Some(search) => {
+            // Counted only as far as the choice needs.
             let mut count = SqlBuilder::new("SELECT count(*) FROM (");
             search.push_candidates(&mut count);
-            count.push(") candidates");
+            count
+                .push(" LIMIT ")
+                .param(SEARCH_LOOKUPS + 1)
+                .push(") candidates");
             Some(db.one::<i64>(count.sql(), count.params())?)
         }
         None => None,
@@ -218,7 +264,19 @@ pub(super) fn list(
         let offset = i64::from(number.saturating_sub(1)) * i64::from(page_size);
         page.push(" OFFSET ").param(offset);
     }
-    let mut rows: Vec<ContactRow> = db.all(page.sql(), page.params())?;
+    // The trigram walk sorts all its matches anyway: the same statement
+    // counts them (the window's count is taken before the LIMIT).
+    let mut rows: Vec<ContactRow> = Vec::new();
+    let mut counted_matches = None;
+    db.for_each(page.sql(), page.params(), &mut |row| {
+        if walk == Walk::Trigrams {
+            counted_matches = Some(i64::read(row, 0)?);
+            rows.push(ContactRow::from_row(&Shifted { row, by: 1 })?);
+        } else {
+            rows.push(ContactRow::from_row(row)?);
+        }
+        Ok(())
+    })?;
     let has_more = rows.len() > page_size as usize;
     rows.truncate(page_size as usize);
 
@@ -238,15 +296,18 @@ pub(super) fn list(
         Walk::Contacts if plan.tags.is_empty() && trigram_matches.is_some() => Walk::Trigrams,
         other => other,
     };
-    let total = total(
-        db,
-        &plan,
-        counting,
-        join,
-        watermark,
-        contact_seq,
-        contact_count,
-    )?;
+    let total = match counted_matches {
+        Some(total) => total,
+        None => total(
+            db,
+            &plan,
+            counting,
+            join,
+            watermark,
+            contact_seq,
+            contact_count,
+        )?,
+    };
     Ok(ContactPage {
         contacts,
         total,
@@ -290,7 +351,8 @@ fn join_keyword(backend: Backend) -> &'static str {
 /// What a statement built by [`select`] returns for each contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Select {
-    /// The whole row, as [`ContactRow`] reads it: a page.
+    /// The whole row, as [`ContactRow`] reads it: a page. (After the
+    /// trigram walk, the count of all the rows first.)
     Rows,
     /// Its id only: for counting.
     Ids,
@@ -309,6 +371,9 @@ fn select<'p>(
     // Counting a tag's memberships needs no contact row unless filtered.
     let joined = walk != Walk::Tag || what == Select::Rows || needs_contact_row(plan);
     let columns = match (what, joined) {
+        (Select::Rows, _) if walk == Walk::Trigrams => {
+            concatcp!("count(*) OVER (), ", ContactRow::QUALIFIED)
+        }
         (Select::Rows, _) => ContactRow::QUALIFIED,
         (Select::Ids, true) => "c.id",
         (Select::Ids, false) => "ct.contact_id",

@@ -65,10 +65,7 @@ pub fn migrations_for(backend: Backend) -> &'static [Migration] {
 }
 
 fn checksum(sql: &str) -> String {
-    Sha384::digest(sql.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha384::digest(sql.as_bytes()))
 }
 
 /// Brings the schema up to date. Safe to call from several processes at
