@@ -28,11 +28,17 @@ macro_rules! migration {
 pub const SQLITE: &[Migration] = &[
     migration!(1, "init", "sqlite/0001_init.sql"),
     migration!(2, "fast listings", "sqlite/0002_fast_listings.sql"),
+    migration!(
+        3,
+        "search merges, settings indexes",
+        "sqlite/0003_search_merges_settings_indexes.sql"
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
     migration!(1, "init", "postgres/0001_init.sql"),
     migration!(2, "fast listings", "postgres/0002_fast_listings.sql"),
+    migration!(3, "settings indexes", "postgres/0003_settings_indexes.sql"),
 ];
 
 /// Any fixed number: it only has to keep two bellbook processes from
