@@ -355,6 +355,7 @@ async fn copy(from: &str, to: &str) -> CliResult {
             eprintln!("{table}: {copied}/{total} rows");
         }
         CopyProgress::Rows { .. } => {}
+        CopyProgress::Indexes { count } => eprintln!("building {count} indexes and foreign keys"),
     })
     .await?;
     eprintln!(

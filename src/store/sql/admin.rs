@@ -254,7 +254,7 @@ impl AdminStore for SqlStore {
 
     async fn api_keys_with_prefix(&self, prefix: &str) -> StoreResult<Vec<ApiKeyRecord>> {
         let prefix = prefix.to_owned();
-        self.read(move |db, _| {
+        self.read_statement(move |db| {
             let rows: Vec<KeyRow> = db.all(
                 concatcp!(
                     "SELECT ",

@@ -15,7 +15,7 @@ use const_format::concatcp;
 
 use super::SqlStore;
 use super::cache::{Seen, SettingsCache};
-use super::db::{Db, SearchChange, params, row_struct};
+use super::db::{Column, Db, FromRow, SearchChange, Shifted, params, row_struct};
 use super::{foreign_key_violation, lock_account, unique_means};
 use crate::domain::contact::{
     BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord, NewContact,
@@ -856,8 +856,26 @@ pub(super) fn read(
     account: AccountId,
     uuid: PublicId,
 ) -> StoreResult<ContactRecord> {
-    let settings = cache.current(db, account, Seen::Committed)?;
-    render(read_row(db, account, uuid)?, &settings)
+    // The settings' version comes with the row: one statement, not two.
+    let mut found = None;
+    db.for_each(
+        concatcp!(
+            "SELECT (SELECT settings_version FROM accounts WHERE id = $1), ",
+            ContactRow::COLUMNS,
+            " FROM contacts WHERE account_id = $1 AND uuid = $2"
+        ),
+        &params![account.0, uuid.to_string().as_str()],
+        &mut |row| {
+            found = Some((
+                i64::read(row, 0)?,
+                ContactRow::from_row(&Shifted { row, by: 1 })?,
+            ));
+            Ok(())
+        },
+    )?;
+    let (version, row) = found.ok_or(StoreError::NotFound)?;
+    let settings = cache.at_version(db, account, version, Seen::Committed)?;
+    render(row, &settings)
 }
 
 pub(super) fn read_by_phone(

@@ -201,6 +201,31 @@ impl SqlStore {
         }
     }
 
+    /// Runs `work`, which must be one statement, outside any transaction:
+    /// a statement is a snapshot of its own, and the request that needs
+    /// no more (the API-key check) is spared a `BEGIN` and a `ROLLBACK`.
+    async fn read_statement<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Db) -> StoreResult<T> + Send + 'static,
+    {
+        match &self.readers {
+            Readers::Sqlite { pool, .. } => {
+                let mut conn = pool.get().map_err(pool_error)?;
+                work(&mut *conn)
+            }
+            Readers::Postgres(pool) => {
+                let pool = pool.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = pool.get().map_err(pool_error)?;
+                    work(&mut *conn)
+                })
+                .await
+                .map_err(|e| StoreError::Other(Box::new(e)))?
+            }
+        }
+    }
+
     /// Runs `work` in the next group commit.
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where

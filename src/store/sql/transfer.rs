@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use const_format::concatcp;
+
 use super::admin::{insert_account_row, insert_key_row};
 use super::contacts::{
     ContactRow, Counts, FieldValues, encode_field_values, encode_tag_ids, insert_message,
@@ -468,6 +470,9 @@ pub enum CopyProgress {
         copied: u64,
         total: u64,
     },
+    /// The indexes and foreign keys set aside for the copy being made
+    /// again (PostgreSQL).
+    Indexes { count: usize },
 }
 
 /// What was copied.
@@ -524,6 +529,60 @@ pub fn copy_database(
     }
 }
 
+/// The tables whose indexes and foreign keys a copy into PostgreSQL makes
+/// after their rows are in: an index built over a million rows at once, or
+/// a foreign key checked in one join, costs seconds; kept up row by row
+/// (each row's references checked by a trigger of its own) they cost the
+/// copy over a minute.
+const BUILT_AFTER_COPY: &str = "'contacts', 'contact_tags', 'contact_field_values', 'messages'";
+
+/// Drops the indexes of [`BUILT_AFTER_COPY`] that no constraint needs, and
+/// its foreign keys, in the copy's transaction; answers the statements that
+/// make them again, in the order to run them.
+fn set_aside_indexes(target: &mut dyn Db) -> StoreResult<Vec<String>> {
+    let indexes: Vec<(String, String)> = target.all(
+        concatcp!(
+            "SELECT index_class.relname::text, pg_get_indexdef(i.indexrelid)
+             FROM pg_index i
+             JOIN pg_class index_class ON index_class.oid = i.indexrelid
+             JOIN pg_class table_class ON table_class.oid = i.indrelid
+             WHERE table_class.relnamespace = current_schema()::regnamespace
+               AND table_class.relname IN (",
+            BUILT_AFTER_COPY,
+            ")
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+             ORDER BY 1"
+        ),
+        &[],
+    )?;
+    let foreign_keys: Vec<(String, String, String)> = target.all(
+        concatcp!(
+            "SELECT table_class.relname::text, k.conname::text, pg_get_constraintdef(k.oid)
+             FROM pg_constraint k
+             JOIN pg_class table_class ON table_class.oid = k.conrelid
+             WHERE k.contype = 'f'
+               AND table_class.relnamespace = current_schema()::regnamespace
+               AND table_class.relname IN (",
+            BUILT_AFTER_COPY,
+            ")
+             ORDER BY 1, 2"
+        ),
+        &[],
+    )?;
+    let mut again = Vec::new();
+    for (name, definition) in indexes {
+        target.batch(&format!("DROP INDEX \"{name}\""))?;
+        again.push(definition);
+    }
+    for (table, name, definition) in foreign_keys {
+        target.batch(&format!("ALTER TABLE {table} DROP CONSTRAINT \"{name}\""))?;
+        again.push(format!(
+            "ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {definition}"
+        ));
+    }
+    Ok(again)
+}
+
 fn copy_tables(
     source: &mut dyn Db,
     target: &mut dyn Db,
@@ -541,6 +600,10 @@ fn copy_tables(
     }
     // Secrets a fresh target made for itself give way to the source's.
     target.execute("DELETE FROM server_secrets", &[])?;
+    let set_aside = match target.backend() {
+        Backend::Postgres => set_aside_indexes(target)?,
+        Backend::Sqlite => Vec::new(),
+    };
     let mut summary = CopySummary::default();
     for &(table, columns, order) in TABLES {
         let total: i64 = source.one(&format!("SELECT count(*) FROM {table}"), &[])?;
@@ -593,6 +656,13 @@ fn copy_tables(
         }
         // Kept ids must not be handed out again.
         Backend::Postgres => {
+            progress(&CopyProgress::Indexes {
+                count: set_aside.len(),
+            });
+            target.batch("SET LOCAL maintenance_work_mem = '256MB'")?;
+            for definition in &set_aside {
+                target.batch(definition)?;
+            }
             for table in NUMBERED {
                 target.one::<i64>(
                     &format!(
