@@ -266,12 +266,17 @@ pub(super) fn list(
         page.push(" OFFSET ").param(offset);
     }
     // The trigram walk sorts all its matches anyway: the same statement
-    // counts them (the window's count is taken before the LIMIT).
+    // counts them (the window's count is taken before the LIMIT and
+    // OFFSET) — all of them on a numbered page; after a cursor, only those
+    // past it, so that total is counted apart.
+    let counts_all = matches!(start, PageStart::Number(_));
     let mut rows: Vec<ContactRow> = Vec::new();
     let mut counted_matches = None;
     db.for_each(page.sql(), page.params(), &mut |row| {
         if walk == Walk::Trigrams {
-            counted_matches = Some(i64::read(row, 0)?);
+            if counts_all {
+                counted_matches = Some(i64::read(row, 0)?);
+            }
             rows.push(ContactRow::from_row(&Shifted { row, by: 1 })?);
         } else {
             rows.push(ContactRow::from_row(row)?);
@@ -353,7 +358,7 @@ fn join_keyword(backend: Backend) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Select {
     /// The whole row, as [`ContactRow`] reads it: a page. (After the
-    /// trigram walk, the count of all the rows first.)
+    /// trigram walk, the count of all the rows the statement finds first.)
     Rows,
     /// Its id only: for counting.
     Ids,
