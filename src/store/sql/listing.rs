@@ -48,8 +48,8 @@ struct Search {
     /// is three characters or more.
     trigrams: bool,
     /// The FTS5 query that finds the candidates (set by
-    /// [`Search::choose_trigrams`]): the rarest trigrams of each part, all
-    /// of which every match has.
+    /// [`Search::choose_trigrams`]): three trigrams of each part, all of
+    /// which every match has.
     candidates_query: String,
 }
 
