@@ -286,31 +286,76 @@ fn pin_current_thread(core: usize) -> Result<()> {
 
 /// Repeats `unit` (one transaction, answering how many items it did) for
 /// `duration`; one clock reading per unit both times it and ends the loop.
-fn timed(duration: Duration, mut unit: impl FnMut() -> Result<u64>) -> Result<Rate> {
-    let mut latencies_ns: Vec<u64> = Vec::with_capacity(1 << 20);
-    let mut items = 0u64;
-    let started = Instant::now();
-    let mut before = started;
-    loop {
-        items += unit()?;
-        let after = Instant::now();
-        latencies_ns.push((after - before).as_nanos() as u64);
-        before = after;
-        if after - started >= duration {
-            break;
+fn timed(duration: Duration, unit: impl FnMut() -> Result<u64>) -> Result<Rate> {
+    Ok(Timed::run(duration, unit)?.rate())
+}
+
+/// What a timed loop did: units of work, for how long, each one's latency.
+struct Timed {
+    items: u64,
+    elapsed: Duration,
+    latencies_ns: Vec<u64>,
+}
+
+impl Timed {
+    fn run(duration: Duration, mut unit: impl FnMut() -> Result<u64>) -> Result<Timed> {
+        let mut latencies_ns: Vec<u64> = Vec::with_capacity(1 << 20);
+        let mut items = 0u64;
+        let started = Instant::now();
+        let mut before = started;
+        loop {
+            items += unit()?;
+            let after = Instant::now();
+            latencies_ns.push((after - before).as_nanos() as u64);
+            before = after;
+            if after - started >= duration {
+                break;
+            }
         }
+        Ok(Timed {
+            items,
+            elapsed: before - started,
+            latencies_ns,
+        })
     }
-    let elapsed = before - started;
+
+    /// Loops run side by side as one: their work summed over the longest
+    /// of their times, their latencies together.
+    fn merge(all: Vec<Timed>) -> Timed {
+        let mut merged = Timed {
+            items: 0,
+            elapsed: Duration::ZERO,
+            latencies_ns: Vec::new(),
+        };
+        for timed in all {
+            merged.items += timed.items;
+            merged.elapsed = merged.elapsed.max(timed.elapsed);
+            merged.latencies_ns.extend(timed.latencies_ns);
+        }
+        merged
+    }
+
+    fn rate(self) -> Rate {
+        let Timed {
+            items,
+            elapsed,
+            mut latencies_ns,
+        } = self;
+        rate_of(items, elapsed, &mut latencies_ns)
+    }
+}
+
+fn rate_of(items: u64, elapsed: Duration, latencies_ns: &mut [u64]) -> Rate {
     latencies_ns.sort_unstable();
     let percentile = |p: f64| {
         let index = ((latencies_ns.len() as f64 * p).ceil() as usize).clamp(1, latencies_ns.len());
         latencies_ns[index - 1] as f64 / 1000.0
     };
-    Ok(Rate {
+    Rate {
         per_second: items as f64 / elapsed.as_secs_f64(),
         p50_us: percentile(0.50),
         p99_us: percentile(0.99),
-    })
+    }
 }
 
 fn unix_now() -> i64 {
@@ -487,7 +532,8 @@ fn postgres_limits(
         }
     }
     for (read, what, unit, per) in READS {
-        let limit = measure_limit(plan, format!("PostgreSQL {what}"), unit, per, |_| {
+        let what = format!("PostgreSQL {what}, {POSTGRES_READ_CONNECTIONS} connections");
+        let limit = measure_limit(plan, what, unit, per, |_| {
             on_core(SERVER_CORE, || {
                 postgres_reads(bench_url, plan.sample, read, plan.duration)
             })
@@ -567,7 +613,35 @@ fn postgres_insert(
     })
 }
 
+/// Connections the PostgreSQL read limits use at once: as many as a
+/// bellbook process pools for its reads. One connection alone waits for a
+/// round trip per statement and measures the network, not the server.
+pub const POSTGRES_READ_CONNECTIONS: usize = 16;
+
 fn postgres_reads(url: &str, sample: &[Sampled], read: Read, duration: Duration) -> Result<Rate> {
+    // The threads inherit the caller's core.
+    let runs = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..POSTGRES_READ_CONNECTIONS)
+            .map(|_| scope.spawn(|| postgres_reads_on_one_connection(url, sample, read, duration)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a PostgreSQL read thread panicked"))?
+            })
+            .collect::<Result<Vec<Timed>>>()
+    })?;
+    Ok(Timed::merge(runs).rate())
+}
+
+fn postgres_reads_on_one_connection(
+    url: &str,
+    sample: &[Sampled],
+    read: Read,
+    duration: Duration,
+) -> Result<Timed> {
     let mut client = pg_connect(url)?;
     let statement = client.prepare(match read {
         Read::Lookup => LOOKUP,
@@ -579,7 +653,7 @@ fn postgres_reads(url: &str, sample: &[Sampled], read: Read, duration: Duration)
         .map(|column| *column.type_() == postgres::types::Type::INT8)
         .collect();
     let mut rng = Rng::new(unix_now() as u64);
-    timed(duration, || {
+    Timed::run(duration, || {
         let contact = &sample[rng.below(sample.len())];
         let mut tx = client.transaction()?;
         let rows = match read {
