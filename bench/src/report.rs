@@ -177,8 +177,10 @@ impl Report<'_> {
         writeln!(
             out,
             "- raw limits: one thread pinned to core 0 (SQLite with the server's pragmas: \
-             WAL, synchronous=FULL, foreign_keys, cache_size 8 MiB); raw HTTP: axum 0.8 \
-             answering the captured bodies, pinned to core 0, same wrk command"
+             WAL, synchronous=FULL, foreign_keys, cache_size 8 MiB; PostgreSQL's reads: \
+             {} threads on core 0, a connection each); raw HTTP: axum 0.8 answering the \
+             captured bodies, pinned to core 0, same wrk command",
+            crate::raw::POSTGRES_READ_CONNECTIONS
         )?;
         Ok(())
     }
