@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::fixtures::demo::{GENERAL, JOHN, MARIO, SUPPORT};
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, uuids};
 use crate::on_both_backends;
 
 /// A server on an empty database, without a rate limit (tests send bursts).
@@ -68,13 +68,6 @@ fn names(body: &Value) -> Vec<String> {
         .expect("contacts")
         .iter()
         .map(|c| c["name"].as_str().expect("name").to_owned())
-        .collect()
-}
-
-fn uuids(contacts: &[Value]) -> Vec<String> {
-    contacts
-        .iter()
-        .map(|c| c["uuid"].as_str().expect("uuid").to_owned())
         .collect()
 }
 

@@ -279,11 +279,8 @@ impl TestApp {
     }
 
     /// The same API, as another key.
-    pub fn as_key(&self, key: &str) -> Caller<'_> {
-        Caller {
-            app: self,
-            key: key.to_owned(),
-        }
+    pub fn as_key(&self, key: &str) -> Caller {
+        Caller::new(self.client.clone(), &self.base, key)
     }
 
     /// Makes another account and returns its API key.
@@ -305,23 +302,31 @@ impl TestApp {
 
     /// Creates a contact and returns it, failing the test on anything but 200.
     pub async fn create_contact(&self, body: Value) -> Value {
-        let reply = self.post("/contacts", body).await;
-        reply.assert_status(200);
-        reply.contact().clone()
+        self.as_key(&self.key).create_contact(body).await
     }
 }
 
-/// Requests made with another key.
-pub struct Caller<'a> {
-    app: &'a TestApp,
+/// Requests made with one key, to a server in this process (see
+/// [`TestApp::as_key`]) or a child process.
+pub struct Caller {
+    client: reqwest::Client,
+    base: String,
     key: String,
 }
 
-impl Caller<'_> {
+impl Caller {
+    /// `base` is `http://HOST:PORT/v1`.
+    pub fn new(client: reqwest::Client, base: &str, key: &str) -> Caller {
+        Caller {
+            client,
+            base: base.to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.app
-            .client
-            .request(method, self.app.url(path))
+        self.client
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.key)
     }
 
@@ -340,6 +345,42 @@ impl Caller<'_> {
     pub async fn delete(&self, path: &str) -> Reply {
         send(self.request(Method::DELETE, path)).await
     }
+
+    /// Creates a contact and returns it, failing the test on anything but 200.
+    pub async fn create_contact(&self, body: Value) -> Value {
+        let reply = self.post("/contacts", body).await;
+        reply.assert_status(200);
+        reply.contact().clone()
+    }
+
+    /// Every contact of the listing `path` asks for, newest first, by
+    /// following `meta.next` to the end.
+    pub async fn every_contact(&self, path: &str) -> Vec<Value> {
+        let mut contacts = Vec::new();
+        let mut reply = self.get(path).await;
+        loop {
+            reply.assert_status(200);
+            contacts.extend(
+                reply.body["contacts"]
+                    .as_array()
+                    .expect("contacts")
+                    .iter()
+                    .cloned(),
+            );
+            let Some(next) = reply.body["meta"]["next"].as_str() else {
+                return contacts;
+            };
+            reply = self.get(&format!("/contacts?after={next}")).await;
+        }
+    }
+}
+
+/// The `uuid` of each contact, in order.
+pub fn uuids(contacts: &[Value]) -> Vec<String> {
+    contacts
+        .iter()
+        .map(|c| c["uuid"].as_str().expect("uuid").to_owned())
+        .collect()
 }
 
 /// A response, read whole.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::binary::{BIN, ENVIRONMENT, account_rows, admin};
 use crate::fixtures::{CONTACT_KEYS, keys, pairs};
-use crate::helpers::{Backend, Caller, TestApp, send};
+use crate::helpers::{Backend, Caller, TestApp, send, uuids};
 use crate::on_both_backends;
 
 /// What one `bellbook import` run did.
@@ -101,31 +101,10 @@ fn error_entries(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Every contact of the caller's account, newest first, walking the pages.
-async fn every_contact(caller: &Caller<'_>) -> Vec<Value> {
-    let mut contacts = Vec::new();
-    let mut page = caller.get("/contacts").await;
-    loop {
-        page.assert_status(200);
-        contacts.extend(page.body["contacts"].as_array().expect("contacts").clone());
-        let Some(next) = page.body["meta"]["next"].as_str() else {
-            return contacts;
-        };
-        page = caller.get(&format!("/contacts?after={next}")).await;
-    }
-}
-
 fn names(contacts: &[Value]) -> Vec<&str> {
     contacts
         .iter()
         .map(|c| c["name"].as_str().expect("name"))
-        .collect()
-}
-
-fn uuids(contacts: &[Value]) -> Vec<String> {
-    contacts
-        .iter()
-        .map(|c| c["uuid"].as_str().expect("uuid").to_owned())
         .collect()
 }
 
@@ -205,7 +184,7 @@ fn ndjson(lines: &[String]) -> String {
 /// Asserts what `--errors` wrote: the rejected lines, in order, each with
 /// the error `POST /contacts` answers for the same body, and the same
 /// reasons on stderr.
-async fn assert_rejections(run: &Run, errors: &Path, caller: &Caller<'_>, lines: &[String]) {
+async fn assert_rejections(run: &Run, errors: &Path, caller: &Caller, lines: &[String]) {
     let entries = error_entries(errors);
     let numbers: Vec<u64> = entries
         .iter()
@@ -293,8 +272,8 @@ async fn assert_rejections(run: &Run, errors: &Path, caller: &Caller<'_>, lines:
 
 /// Asserts that Acme holds exactly the API's contact and the four valid
 /// lines, as they were given.
-async fn assert_imported(caller: &Caller<'_>, already: &Value) {
-    let contacts = every_contact(caller).await;
+async fn assert_imported(caller: &Caller, already: &Value) {
+    let contacts = caller.every_contact("/contacts").await;
     assert_eq!(
         names(&contacts),
         ["Eve", "Dora", "Bob", "Ann", "Already here"],
@@ -361,17 +340,19 @@ async fn assert_imported(caller: &Caller<'_>, already: &Value) {
     }
 }
 
+/// The contact made through the API before an import whose file has it
+/// too (see [`mixed_lines`]).
+async fn already_here(acme: &Caller) -> Value {
+    acme.create_contact(
+        json!({"identifier": "+39 333 000 0001", "source": "whatsapp", "name": "Already here"}),
+    )
+    .await
+}
+
 async fn a_mixed_file_imports_the_valid_lines_and_reports_the_rest(backend: Backend) {
     let (app, key) = acme(backend).await;
     let acme = app.as_key(&key);
-    let already = acme
-        .post(
-            "/contacts",
-            json!({"identifier": "+39 333 000 0001", "source": "whatsapp", "name": "Already here"}),
-        )
-        .await;
-    already.assert_status(200);
-    let already = already.contact().clone();
+    let already = already_here(&acme).await;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let lines = mixed_lines();
@@ -396,14 +377,7 @@ async fn a_mixed_file_imports_the_valid_lines_and_reports_the_rest(backend: Back
 async fn an_import_run_again_adds_only_what_is_missing(backend: Backend) {
     let (app, key) = acme(backend).await;
     let acme = app.as_key(&key);
-    let already = acme
-        .post(
-            "/contacts",
-            json!({"identifier": "+39 333 000 0001", "source": "whatsapp", "name": "Already here"}),
-        )
-        .await;
-    already.assert_status(200);
-    let already = already.contact().clone();
+    let already = already_here(&acme).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let lines = mixed_lines();
 
@@ -412,7 +386,7 @@ async fn an_import_run_again_adds_only_what_is_missing(backend: Backend) {
     let run = import(&[&part, "--account", "Acme"], &app.database_url, None);
     assert_eq!(run.code, Some(3), "{}", run.stderr);
     run.assert_summary(2, "Acme", 0, 1);
-    let before = every_contact(&acme).await;
+    let before = acme.every_contact("/contacts").await;
     assert_eq!(names(&before), ["Bob", "Ann", "Already here"]);
 
     // The whole file again: the rest, and nothing twice.
@@ -428,7 +402,7 @@ async fn an_import_run_again_adds_only_what_is_missing(backend: Backend) {
     run.assert_summary(2, "Acme", 4, 5);
     assert_rejections(&run, &errors, &acme, &lines).await;
     assert_imported(&acme, &already).await;
-    let after = every_contact(&acme).await;
+    let after = acme.every_contact("/contacts").await;
     assert_eq!(
         uuids(&after)[2..],
         uuids(&before)[..],
@@ -444,7 +418,7 @@ async fn an_import_run_again_adds_only_what_is_missing(backend: Backend) {
     assert_eq!(run.code, Some(3), "{}", run.stderr);
     run.assert_summary(0, "Acme", 6, 5);
     assert_eq!(error_entries(&errors).len(), REJECTED.len());
-    assert_eq!(every_contact(&acme).await, after);
+    assert_eq!(acme.every_contact("/contacts").await, after);
 }
 
 /// A file of valid lines (Windows line ends included) exits 0, and so does

@@ -17,64 +17,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha384};
 
 use crate::binary::{Server, admin, admin_output};
-use crate::helpers::{Backend, Reply, TestApp, TestDatabase, send};
+use crate::helpers::{Backend, Caller, TestApp, TestDatabase};
 use crate::on_both_backends;
 
 const PAGE_SIZE: usize = 20;
-
-/// Requests with one key, to a server in this process or a child.
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    fn of(app: &TestApp) -> Api {
-        Api {
-            client: app.client.clone(),
-            base: app.base.clone(),
-            key: app.key.clone(),
-        }
-    }
-
-    fn of_server(server: &Server, key: &str) -> Api {
-        Api {
-            client: crate::fixtures::client(),
-            base: server.base.clone(),
-            key: key.to_owned(),
-        }
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key)
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        send(self.request(reqwest::Method::GET, path)).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Reply {
-        send(self.request(reqwest::Method::POST, path).json(&body)).await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> Reply {
-        send(self.request(reqwest::Method::PATCH, path).json(&body)).await
-    }
-
-    async fn delete(&self, path: &str) -> Reply {
-        send(self.request(reqwest::Method::DELETE, path)).await
-    }
-
-    /// Creates a contact, failing the test on anything but 200.
-    async fn create(&self, body: Value) -> Value {
-        let reply = self.post("/contacts", body).await;
-        reply.assert_status(200);
-        reply.contact().clone()
-    }
-}
 
 fn uuid_of(value: &Value) -> String {
     value["uuid"]
@@ -105,20 +51,6 @@ fn listing_path(query: &str, page: Option<u64>) -> String {
 
 fn encode(text: &str) -> String {
     utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
-}
-
-/// Every contact of a listing, newest first, by following `meta.next`.
-async fn walk(api: &Api, query: &str) -> Vec<Value> {
-    let mut contacts = Vec::new();
-    let mut reply = api.get(&listing_path(query, None)).await;
-    loop {
-        reply.assert_status(200);
-        contacts.extend(contacts_of(&reply.body).iter().cloned());
-        let Some(next) = reply.body["meta"]["next"].as_str() else {
-            return contacts;
-        };
-        reply = api.get(&format!("/contacts?after={next}")).await;
-    }
 }
 
 /// What differs between two lists of contacts, by name, for messages.
@@ -156,11 +88,11 @@ enum PagesSaid {
 /// Asserts that `GET /contacts?{query}` lists exactly `expected`, newest
 /// first, both walked by cursor and read page by page, and that every page
 /// says how many pages there are.
-async fn assert_listing(api: &Api, query: &str, expected: &[&Value]) {
+async fn assert_listing(api: &Caller, query: &str, expected: &[&Value]) {
     assert_listing_saying(api, query, expected, PagesSaid::Everywhere).await;
 }
 
-async fn assert_listing_saying(api: &Api, query: &str, expected: &[&Value], said: PagesSaid) {
+async fn assert_listing_saying(api: &Caller, query: &str, expected: &[&Value], said: PagesSaid) {
     let pages = pages_for(expected.len());
     let wanted: Vec<String> = expected.iter().map(|c| uuid_of(c)).collect();
 
@@ -282,9 +214,9 @@ impl Counted {
 /// counter is at most that), and one more is made (m + 1 tells it is at
 /// least that). A cursor walk begun before the padding still counts only
 /// the contacts it began with. `padded` numbers the padding contacts.
-async fn assert_exact_total(api: &Api, filter: &Counted, padded: &mut usize) {
+async fn assert_exact_total(api: &Caller, filter: &Counted, padded: &mut usize) {
     let query = filter.query();
-    let all = walk(api, "").await;
+    let all = api.every_contact("/contacts").await;
     let expected: Vec<&Value> = all.iter().filter(|c| filter.matches(c)).collect();
     let n = expected.len();
     assert_listing(api, &query, &expected).await;
@@ -299,7 +231,7 @@ async fn assert_exact_total(api: &Api, filter: &Counted, padded: &mut usize) {
     };
     for _ in 0..to_fill {
         *padded += 1;
-        api.create(filter.padding(*padded)).await;
+        api.create_contact(filter.padding(*padded)).await;
     }
     let full = n + to_fill;
     let reply = api.get(&listing_path(&query, None)).await;
@@ -310,7 +242,7 @@ async fn assert_exact_total(api: &Api, filter: &Counted, padded: &mut usize) {
         "{filter:?}: {n} contacts and {to_fill} more are {full}: the total is at most {n}"
     );
     *padded += 1;
-    api.create(filter.padding(*padded)).await;
+    api.create_contact(filter.padding(*padded)).await;
     let reply = api.get(&listing_path(&query, None)).await;
     reply.assert_status(200);
     assert_eq!(
@@ -760,7 +692,7 @@ fn q_matches(q: &str, contact: &Value) -> bool {
 }
 
 /// Asserts that `q` lists exactly the contacts of `all` it matches.
-async fn assert_search(api: &Api, all: &[Value], q: &str, said: PagesSaid) {
+async fn assert_search(api: &Caller, all: &[Value], q: &str, said: PagesSaid) {
     let expected: Vec<&Value> = all.iter().filter(|c| q_matches(q, c)).collect();
     assert_listing_saying(api, &format!("q={}", encode(q)), &expected, said).await;
 }
@@ -777,7 +709,7 @@ async fn a_database_of_the_first_schema_upgrades_in_place(backend: Backend) {
         "a database with an account is no first run: {:?}",
         server.printed
     );
-    let api = Api::of_server(&server, LEGACY_KEY);
+    let api = Caller::new(crate::fixtures::client(), &server.base, LEGACY_KEY);
     let me = api.get("/auth/me").await;
     me.assert_status(200);
     assert_eq!(me.body["user_email"], "Owner@Legacy.example", "{}", me.text);
@@ -786,7 +718,7 @@ async fn a_database_of_the_first_schema_upgrades_in_place(backend: Backend) {
     // was stored.
     let mut order: Vec<&LegacyContact> = legacy.iter().collect();
     order.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.seq)));
-    let all = walk(&api, "").await;
+    let all = api.every_contact("/contacts").await;
     let listed: Vec<String> = all.iter().map(uuid_of).collect();
     let wanted: Vec<String> = order.iter().map(|c| c.uuid.clone()).collect();
     assert_eq!(listed, wanted, "newest first");
@@ -953,12 +885,12 @@ async fn a_database_of_the_first_schema_upgrades_in_place(backend: Backend) {
         .await
         .assert_error(404, "not_found");
     let newest = api
-        .create(
+        .create_contact(
             json!({"identifier": "+39 333 999 0000", "source": "whatsapp", "name": "Newcomer",
                        "tags": ["lead"], "team_uuid": SUPPORT}),
         )
         .await;
-    let all = walk(&api, "").await;
+    let all = api.every_contact("/contacts").await;
     assert_eq!(all[0], newest, "the new contact is the newest");
     assert_eq!(all.len(), 25);
     for q in ["lovelace", "king", "hopper", "grace", "newcomer", "333 999"] {
@@ -1004,7 +936,9 @@ async fn a_database_of_the_first_schema_upgrades_in_place(backend: Backend) {
     admin(&["migrate"], &url);
     assert_eq!(recorded_migrations(backend, &url).await, recorded);
     let again = Server::start(&url, &[]);
-    let listed = Api::of_server(&again, LEGACY_KEY).get("/contacts").await;
+    let listed = Caller::new(crate::fixtures::client(), &again.base, LEGACY_KEY)
+        .get("/contacts")
+        .await;
     listed.assert_status(200);
     assert_eq!(
         listed.body["contacts"][0]["name"],
@@ -1150,8 +1084,8 @@ fn search_phone(i: usize) -> (String, &'static str) {
 }
 
 /// Compares every search with the brute force over the whole listing.
-async fn assert_every_search(api: &Api) {
-    let all = walk(api, "").await;
+async fn assert_every_search(api: &Caller) {
+    let all = api.every_contact("/contacts").await;
     for q in SEARCHES {
         assert_search(api, &all, q, PagesSaid::OnNumberedPages).await;
     }
@@ -1200,7 +1134,7 @@ async fn assert_every_search(api: &Api) {
 
 async fn q_finds_what_brute_force_finds(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 0).await;
-    let api = Api::of(&app);
+    let api = app.as_key(&app.key);
     api.post(
         "/channels",
         json!({"title": "Telegram", "type": "telegram", "main": true}),
@@ -1227,7 +1161,7 @@ async fn q_finds_what_brute_force_finds(backend: Backend) {
             _ => json!([]),
         };
         created.push(
-            api.create(
+            api.create_contact(
                 json!({"identifier": identifier, "source": source, "name": name,
                               "tags": tags}),
             )
@@ -1309,15 +1243,15 @@ async fn q_finds_what_brute_force_finds(backend: Backend) {
 /// each of its pages, so must a search.
 async fn a_search_says_its_pages_along_a_cursor_walk(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 0).await;
-    let api = Api::of(&app);
+    let api = app.as_key(&app.key);
     for i in 0..45 {
-        api.create(
+        api.create_contact(
             json!({"identifier": format!("+1 555 01{i:02}"), "source": "whatsapp",
                           "name": format!("Maria {i:02}")}),
         )
         .await;
     }
-    let all = walk(&api, "").await;
+    let all = api.every_contact("/contacts").await;
     assert_eq!(all.len(), 45);
     // Every page of these walks says 3 pages.
     assert_listing(&api, "", &all.iter().collect::<Vec<_>>()).await;
@@ -1397,8 +1331,8 @@ fn random_tags(rng: &mut Rng, setup: &Setup) -> (Vec<String>, Value) {
 }
 
 /// Asserts that the listing holds exactly the expected contacts.
-async fn assert_model(api: &Api, model: &[Expected]) {
-    let all = walk(api, "").await;
+async fn assert_model(api: &Caller, model: &[Expected]) {
+    let all = api.every_contact("/contacts").await;
     let mut listed: Vec<Expected> = all
         .iter()
         .map(|c| Expected {
@@ -1426,8 +1360,8 @@ async fn assert_model(api: &Api, model: &[Expected]) {
 
 /// Every counted filter of the setup, and a few combined ones, listed as
 /// the brute force over the whole listing says.
-async fn assert_filters(api: &Api, setup: &Setup) {
-    let all = walk(api, "").await;
+async fn assert_filters(api: &Caller, setup: &Setup) {
+    let all = api.every_contact("/contacts").await;
     for filter in counted_filters(setup) {
         let expected: Vec<&Value> = all.iter().filter(|c| filter.matches(c)).collect();
         assert_listing(api, &filter.query(), &expected).await;
@@ -1486,7 +1420,7 @@ fn counted_filters(setup: &Setup) -> Vec<Counted> {
 
 async fn counters_stay_exact(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 0).await;
-    let api = Api::of(&app);
+    let api = app.as_key(&app.key);
     let mut setup = Setup {
         tags: Vec::new(),
         teams: Vec::new(),
@@ -1586,7 +1520,7 @@ async fn counters_stay_exact(backend: Backend) {
                     numbers += 1;
                     let identifier = format!("+1 202 555 {numbers:04}");
                     let contact = api
-                        .create(json!({"identifier": identifier, "source": "whatsapp",
+                        .create_contact(json!({"identifier": identifier, "source": "whatsapp",
                                        "name": "Night owl", "team_uuid": night}))
                         .await;
                     model.push(Expected {
@@ -1661,7 +1595,7 @@ async fn counters_stay_exact(backend: Backend) {
                     body["team_uuid"] = json!(team);
                     team
                 };
-                let contact = api.create(body).await;
+                let contact = api.create_contact(body).await;
                 assert_eq!(contact["tags"], json!(tags));
                 assert_eq!(contact["team"]["uuid"], team.as_str());
                 assert_eq!(contact["channel"]["uuid"], channel.as_str());

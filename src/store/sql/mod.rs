@@ -183,27 +183,16 @@ impl SqlStore {
         T: Send + 'static,
         F: FnOnce(&mut dyn Db, &SettingsCache) -> StoreResult<T> + Send + 'static,
     {
-        match &self.readers {
-            Readers::Sqlite { pool, .. } => {
-                let mut conn = pool.get().map_err(pool_error)?;
-                in_read_transaction(&mut *conn, |db| work(db, &self.cache))
-            }
-            Readers::Postgres(pool) => {
-                let pool = pool.clone();
-                let cache = self.cache.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut conn = pool.get().map_err(pool_error)?;
-                    in_read_transaction(&mut *conn, |db| work(db, &cache))
-                })
-                .await
-                .map_err(|e| StoreError::Other(Box::new(e)))?
-            }
-        }
+        let cache = self.cache.clone();
+        self.read_statement(move |db| in_read_transaction(db, |db| work(db, &cache)))
+            .await
     }
 
-    /// Runs `work`, which must be one statement, outside any transaction:
-    /// a statement is a snapshot of its own, and the request that needs
-    /// no more (the API-key check) is spared a `BEGIN` and a `ROLLBACK`.
+    /// Runs `work` on a reader connection outside any transaction: for one
+    /// statement, which is a snapshot of its own (the API-key check is
+    /// spared a `BEGIN` and a `ROLLBACK`), or for [`read`](Self::read).
+    /// On SQLite it runs on the calling thread, on PostgreSQL on a blocking
+    /// one (see docs/storage.md, "Reads").
     async fn read_statement<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
