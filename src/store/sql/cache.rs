@@ -69,7 +69,8 @@ impl SettingsCache {
         Ok(settings)
     }
 
-    fn cached(&self, account: AccountId, version: i64) -> Option<Arc<AccountSettings>> {
+    /// The settings at `version`, if they are kept.
+    pub fn cached(&self, account: AccountId, version: i64) -> Option<Arc<AccountSettings>> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(&account)

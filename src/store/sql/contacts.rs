@@ -15,8 +15,9 @@ use const_format::concatcp;
 
 use super::SqlStore;
 use super::cache::{Seen, SettingsCache};
+use super::counts::Counts;
 use super::db::{Column, Db, FromRow, SearchChange, Shifted, params, row_struct};
-use super::{foreign_key_violation, lock_account, unique_means};
+use super::{foreign_key_violation, in_read_transaction, lock_account, unique_means};
 use crate::domain::contact::{
     BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord, NewContact,
 };
@@ -232,75 +233,6 @@ pub(super) fn next_contact_seqs(
     Ok(last - count + 1)
 }
 
-/// How a write moves the totals listings read (per account, channel, team
-/// and tag), gathered while it runs and applied once at its end, in one
-/// order, so that concurrent PostgreSQL sessions lock them in that order.
-#[derive(Debug, Default)]
-pub(super) struct Counts {
-    accounts: BTreeMap<i64, i64>,
-    channels: BTreeMap<i64, i64>,
-    teams: BTreeMap<i64, i64>,
-    tags: BTreeMap<i64, i64>,
-}
-
-impl Counts {
-    /// A contact with these memberships comes (`delta` 1) or goes (-1).
-    pub(super) fn contact(
-        &mut self,
-        account: AccountId,
-        channel_id: i64,
-        team_id: Option<i64>,
-        tag_ids: &[i64],
-        delta: i64,
-    ) {
-        *self.accounts.entry(account.0).or_default() += delta;
-        *self.channels.entry(channel_id).or_default() += delta;
-        if let Some(team_id) = team_id {
-            self.team(team_id, delta);
-        }
-        for tag_id in tag_ids {
-            self.tag(*tag_id, delta);
-        }
-    }
-
-    fn team(&mut self, team_id: i64, delta: i64) {
-        *self.teams.entry(team_id).or_default() += delta;
-    }
-
-    fn tag(&mut self, tag_id: i64, delta: i64) {
-        *self.tags.entry(tag_id).or_default() += delta;
-    }
-
-    pub(super) fn apply(self, db: &mut dyn Db) -> StoreResult<()> {
-        let tables: [(&str, BTreeMap<i64, i64>); 4] = [
-            (
-                "UPDATE accounts SET contact_count = contact_count + $1 WHERE id = $2",
-                self.accounts,
-            ),
-            (
-                "UPDATE channels SET contact_count = contact_count + $1 WHERE id = $2",
-                self.channels,
-            ),
-            (
-                "UPDATE teams SET contact_count = contact_count + $1 WHERE id = $2",
-                self.teams,
-            ),
-            (
-                "UPDATE tags SET contact_count = contact_count + $1 WHERE id = $2",
-                self.tags,
-            ),
-        ];
-        for (sql, moves) in tables {
-            for (id, delta) in moves {
-                if delta != 0 {
-                    db.execute(sql, &params![delta, id])?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Adds a contact to the `q` index (at commit; see [`Db::defer_search`]).
 fn index_for_search(db: &mut dyn Db, row: &ContactRow) {
     db.defer_search(SearchChange::Add {
@@ -466,16 +398,16 @@ pub(super) fn insert(
     account: AccountId,
     contact: &NewContact,
 ) -> StoreResult<ContactRecord> {
-    // Whoever creates a contact in this account at the same time waits
-    // here, then finds this one (a 409 naming it).
-    lock_account(db, account)?;
+    // Taking the next number locks the account's row: whoever creates a
+    // contact in this account at the same time waits here, then finds
+    // this one (a 409 naming it).
     let mut row = new_row(contact, next_contact_seqs(db, account, 1)?)?;
     let mut counts = Counts::default();
     if !insert_row(db, account, &mut row, &contact.identifier.key, &mut counts)? {
         let existing = holder_of(db, contact)?.unwrap_or_default();
         return Err(contact_exists(&existing, &contact.identifier.raw));
     }
-    counts.apply(db)?;
+    db.defer_counts(counts);
     let settings = cache.current(db, account, Seen::Uncommitted)?;
     render(row, &settings)
 }
@@ -528,7 +460,7 @@ pub(super) fn insert_many(
         "UPDATE accounts SET contact_seq = $1 WHERE id = $2",
         &params![next - 1, account.0],
     )?;
-    counts.apply(db)?;
+    db.defer_counts(counts);
     Ok(outcomes)
 }
 
@@ -720,7 +652,7 @@ pub(super) fn update(
         ],
     )
     .map_err(unique_means("bsuid_taken", taken))?;
-    counts.apply(db)?;
+    db.defer_counts(counts);
     render(row, &settings)
 }
 
@@ -748,7 +680,7 @@ pub(super) fn delete(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> Sto
     let mut counts = Counts::default();
     let tag_ids = decode_tag_ids(&gone.tag_ids)?;
     counts.contact(account, gone.channel_id, gone.team_id, &tag_ids, -1);
-    counts.apply(db)?;
+    db.defer_counts(counts);
     unindex_for_search(db, gone.id, &gone.name_key, &gone.identifier_digits);
     Ok(())
 }
@@ -849,14 +781,42 @@ fn read_row(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> StoreResult<
     )
 }
 
-/// One contact, in a read transaction.
-pub(super) fn read(
+/// One contact, read by one statement outside any transaction when the
+/// settings its row was read with are cached (the statement is a snapshot
+/// of its own), else again in a read transaction.
+fn read_alone(
     db: &mut dyn Db,
     cache: &SettingsCache,
     account: AccountId,
     uuid: PublicId,
 ) -> StoreResult<ContactRecord> {
-    // The settings' version comes with the row: one statement, not two.
+    let (version, row) = versioned_row(db, account, uuid)?;
+    match cache.cached(account, version) {
+        Some(settings) => render(row, &settings),
+        // The settings must be read at the row's snapshot.
+        None => in_read_transaction(db, |db| read(db, cache, account, uuid)),
+    }
+}
+
+/// One contact, in a read transaction.
+fn read(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    uuid: PublicId,
+) -> StoreResult<ContactRecord> {
+    let (version, row) = versioned_row(db, account, uuid)?;
+    let settings = cache.at_version(db, account, version, Seen::Committed)?;
+    render(row, &settings)
+}
+
+/// A contact's row and the account's settings version, read together:
+/// one statement, not two.
+fn versioned_row(
+    db: &mut dyn Db,
+    account: AccountId,
+    uuid: PublicId,
+) -> StoreResult<(i64, ContactRow)> {
     let mut found = None;
     db.for_each(
         concatcp!(
@@ -873,9 +833,7 @@ pub(super) fn read(
             Ok(())
         },
     )?;
-    let (version, row) = found.ok_or(StoreError::NotFound)?;
-    let settings = cache.at_version(db, account, version, Seen::Committed)?;
-    render(row, &settings)
+    found.ok_or(StoreError::NotFound)
 }
 
 pub(super) fn read_by_phone(
@@ -1012,7 +970,8 @@ impl ContactStore for SqlStore {
     }
 
     async fn contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<ContactRecord> {
-        self.read(move |db, cache| read(db, cache, account, uuid))
+        let cache = self.cache.clone();
+        self.read_statement(move |db| read_alone(db, &cache, account, uuid))
             .await
     }
 

@@ -8,6 +8,7 @@
 //! both go through the group-commit writer ([`super::writer`]).
 
 use super::Backend;
+use super::counts::Counts;
 use crate::domain::{FunnelId, PublicId, Source, Timestamp};
 use crate::store::{StoreError, StoreResult};
 
@@ -182,25 +183,31 @@ pub trait Db: Send {
         false
     }
 
-    /// Queues a change of the search index for [`commit`](Self::commit):
-    /// SQLite's FTS5 flushes its pending index at each statement between
-    /// other writes, so changes made there cost several times what the
-    /// same changes cost made in one run just before the commit.
-    /// PostgreSQL's trigram indexes follow the table by themselves.
-    fn defer_search(&mut self, _change: SearchChange) {}
+    /// What the open write transaction has queued for its commit.
+    fn queued(&mut self) -> &mut Queued;
+}
 
-    /// How many search changes are queued: a mark to undo back to.
-    fn deferred_searches(&self) -> usize {
-        0
-    }
+/// What a write transaction does at its commit instead of at once.
+///
+/// - Changes of SQLite's search index: FTS5 flushes its pending index at
+///   each statement between other writes, so changes made there cost
+///   several times what the same changes cost made in one run just before
+///   the commit. (PostgreSQL's trigram indexes follow the table by
+///   themselves; nothing is queued there.)
+/// - Moves of the counters ([`Counts`]): a group commit updates each
+///   counter row once for all its writes.
+#[derive(Debug, Default)]
+pub struct Queued {
+    searches: Vec<SearchChange>,
+    counts: Vec<Counts>,
+}
 
-    /// Drops the changes queued after `mark` (their savepoint rolled back).
-    fn forget_searches_after(&mut self, _mark: usize) {}
-
-    /// Makes the queued search changes, in order.
-    fn flush_searches(&mut self) -> StoreResult<()> {
-        Ok(())
-    }
+/// How much was queued when a savepoint began: what to keep if it is
+/// rolled back.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueMark {
+    searches: usize,
+    counts: usize,
 }
 
 impl dyn Db + '_ {
@@ -252,15 +259,82 @@ impl dyn Db + '_ {
         })
     }
 
-    /// Commits, with the search changes queued for it.
+    /// Queues a change of the search index for the commit (SQLite only).
+    pub fn defer_search(&mut self, change: SearchChange) {
+        if self.backend() == Backend::Sqlite {
+            self.queued().searches.push(change);
+        }
+    }
+
+    /// Queues moves of the counters for the commit.
+    pub(super) fn defer_counts(&mut self, counts: Counts) {
+        self.queued().counts.push(counts);
+    }
+
+    /// How much is queued: where a savepoint begins.
+    pub fn queue_mark(&mut self) -> QueueMark {
+        let queued = self.queued();
+        QueueMark {
+            searches: queued.searches.len(),
+            counts: queued.counts.len(),
+        }
+    }
+
+    /// Drops what was queued after `mark` (its savepoint rolled back).
+    pub fn forget_queued_after(&mut self, mark: QueueMark) {
+        let queued = self.queued();
+        queued.searches.truncate(mark.searches);
+        queued.counts.truncate(mark.counts);
+    }
+
+    /// How much the queued moves change counts: `of` picks one counter's
+    /// move out of each (a write that checks a counter adds this to what
+    /// the row holds).
+    pub(super) fn queued_moves(&mut self, of: impl Fn(&Counts) -> i64) -> i64 {
+        self.queued().counts.iter().map(of).sum()
+    }
+
+    /// Commits, with what was queued for it.
     pub fn commit(&mut self) -> StoreResult<()> {
-        self.flush_searches()?;
+        let Queued { searches, counts } = std::mem::take(self.queued());
+        for change in searches {
+            self.change_search_index(change)?;
+        }
+        let mut total = Counts::default();
+        for moves in counts {
+            total.merge(moves);
+        }
+        total.apply(self)?;
         self.batch("COMMIT")
     }
 
     pub fn rollback(&mut self) -> StoreResult<()> {
-        self.forget_searches_after(0);
+        *self.queued() = Queued::default();
         self.batch("ROLLBACK")
+    }
+
+    /// Makes one change of SQLite's full-text index of contacts.
+    fn change_search_index(&mut self, change: SearchChange) -> StoreResult<u64> {
+        match change {
+            SearchChange::Add {
+                id,
+                name_key,
+                identifier_digits,
+            } => self.execute(
+                "INSERT INTO contacts_search (rowid, name_key, identifier_digits)
+                 VALUES ($1, $2, $3)",
+                &params![id, name_key.as_str(), identifier_digits.as_str()],
+            ),
+            SearchChange::Remove {
+                id,
+                name_key,
+                identifier_digits,
+            } => self.execute(
+                "INSERT INTO contacts_search (contacts_search, rowid, name_key, identifier_digits)
+                 VALUES ('delete', $1, $2, $3)",
+                &params![id, name_key.as_str(), identifier_digits.as_str()],
+            ),
+        }
     }
 }
 

@@ -657,6 +657,9 @@ mod tests {
         ) -> StoreResult<()> {
             self.db.insert_rows(table, columns, rows)
         }
+        fn queued(&mut self) -> &mut super::super::db::Queued {
+            self.db.queued()
+        }
     }
 
     /// Every listing shape walks an index in newest-first order on SQLite:
@@ -665,22 +668,10 @@ mod tests {
     /// a few tags). docs/storage.md, "Every listing walks an index".
     #[test]
     fn every_listing_shape_walks_an_index_on_sqlite() {
-        use super::super::SqlStore;
-        use super::super::sqlite::{Role, SqliteDb, SqliteLocation};
+        use super::super::sqlite::{Role, SqliteDb};
         use crate::domain::Timestamp;
 
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("plans.db").display());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let store = SqlStore::connect(&url).await.expect("store");
-            crate::demo::install(&store).await.expect("demo account");
-            store.close().await;
-        });
-        let location = SqliteLocation::parse(&url).expect("url");
+        let (_dir, location) = super::super::demo_database();
         let mut db = Explaining {
             db: SqliteDb::open(&location, Role::Reader).expect("reader"),
             plans: Vec::new(),

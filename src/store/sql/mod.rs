@@ -11,6 +11,7 @@
 mod admin;
 mod cache;
 mod contacts;
+mod counts;
 pub(crate) mod db;
 mod listing;
 mod migrate;
@@ -226,7 +227,7 @@ impl SqlStore {
     }
 }
 
-fn in_read_transaction<T>(
+pub(super) fn in_read_transaction<T>(
     db: &mut dyn Db,
     work: impl FnOnce(&mut dyn Db) -> StoreResult<T>,
 ) -> StoreResult<T> {
@@ -286,4 +287,22 @@ pub(crate) fn lock_account(db: &mut dyn Db, account: super::AccountId) -> StoreR
         )?;
     }
     Ok(())
+}
+
+/// A temporary SQLite database holding the demo account, for the unit
+/// tests of the store's statements (the directory goes when dropped).
+#[cfg(test)]
+fn demo_database() -> (tempfile::TempDir, SqliteLocation) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = SqlStore::connect(&url).await.expect("store");
+        crate::demo::install(&store).await.expect("demo account");
+        store.close().await;
+    });
+    (dir, SqliteLocation::parse(&url).expect("url"))
 }

@@ -9,7 +9,7 @@ use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls, Statement};
 
 use super::Backend;
-use super::db::{Db, Param, Row, Value};
+use super::db::{Db, Param, Queued, Row, Value};
 use crate::store::{StoreError, StoreResult};
 
 /// Prepared statements kept per connection before the cache starts over.
@@ -19,6 +19,8 @@ pub struct PgDb {
     /// Always there until dropped (see `Drop`).
     client: Option<Client>,
     statements: HashMap<String, (Vec<Type>, Statement)>,
+    /// What the open transaction does at its commit.
+    queued: Queued,
 }
 
 impl PgDb {
@@ -30,6 +32,7 @@ impl PgDb {
         Ok(PgDb {
             client: Some(client),
             statements: HashMap::new(),
+            queued: Queued::default(),
         })
     }
 
@@ -229,6 +232,10 @@ impl Db for PgDb {
 
     fn is_broken(&self) -> bool {
         self.client.as_ref().is_none_or(Client::is_closed)
+    }
+
+    fn queued(&mut self) -> &mut Queued {
+        &mut self.queued
     }
 }
 

@@ -8,7 +8,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Statement};
 
 use super::Backend;
-use super::db::{Db, Param, Row, SearchChange, Value, params};
+use super::db::{Db, Param, Queued, Row, Value};
 use crate::store::{StoreError, StoreResult};
 
 /// Statements kept prepared per connection: every fixed statement of the
@@ -71,8 +71,8 @@ pub enum Role {
 
 pub struct SqliteDb {
     conn: Connection,
-    /// Search index changes waiting for the commit.
-    searches: Vec<SearchChange>,
+    /// What the open transaction does at its commit.
+    queued: Queued,
 }
 
 impl SqliteDb {
@@ -119,7 +119,7 @@ impl SqliteDb {
         }
         Ok(SqliteDb {
             conn,
-            searches: Vec::new(),
+            queued: Queued::default(),
         })
     }
 
@@ -256,42 +256,8 @@ impl Db for SqliteDb {
         Ok(())
     }
 
-    fn defer_search(&mut self, change: SearchChange) {
-        self.searches.push(change);
-    }
-
-    fn deferred_searches(&self) -> usize {
-        self.searches.len()
-    }
-
-    fn forget_searches_after(&mut self, mark: usize) {
-        self.searches.truncate(mark);
-    }
-
-    fn flush_searches(&mut self) -> StoreResult<()> {
-        for change in std::mem::take(&mut self.searches) {
-            match change {
-                SearchChange::Add {
-                    id,
-                    name_key,
-                    identifier_digits,
-                } => self.execute(
-                    "INSERT INTO contacts_search (rowid, name_key, identifier_digits)
-                     VALUES ($1, $2, $3)",
-                    &params![id, name_key.as_str(), identifier_digits.as_str()],
-                )?,
-                SearchChange::Remove {
-                    id,
-                    name_key,
-                    identifier_digits,
-                } => self.execute(
-                    "INSERT INTO contacts_search (contacts_search, rowid, name_key, identifier_digits)
-                     VALUES ('delete', $1, $2, $3)",
-                    &params![id, name_key.as_str(), identifier_digits.as_str()],
-                )?,
-            };
-        }
-        Ok(())
+    fn queued(&mut self) -> &mut Queued {
+        &mut self.queued
     }
 }
 

@@ -7,9 +7,10 @@ use const_format::concatcp;
 
 use super::admin::{insert_account_row, insert_key_row};
 use super::contacts::{
-    ContactRow, Counts, FieldValues, encode_field_values, encode_tag_ids, insert_message,
-    insert_row, next_contact_seqs,
+    ContactRow, FieldValues, encode_field_values, encode_tag_ids, insert_message, insert_row,
+    next_contact_seqs,
 };
+use super::counts::Counts;
 use super::db::{Db, Value, params};
 use super::settings::{bots, channels, custom_fields, funnels, read_settings, tags, teams, users};
 use super::{Backend, migrate, postgres::PgDb, sqlite};
@@ -89,7 +90,7 @@ pub(super) fn import_account(
         for contact in &snapshot.contacts {
             import_contact(db, account, &ids, contact, &mut counts)?;
         }
-        counts.apply(db)?;
+        db.defer_counts(counts);
     }
     Ok(account)
 }

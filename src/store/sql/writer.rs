@@ -203,12 +203,12 @@ fn commit_batch(db: &mut dyn Db, mut jobs: Vec<Box<dyn Job>>) {
 /// Runs one job so that its failure undoes only its own changes. An error
 /// here means the transaction itself is lost.
 fn run_in_savepoint(db: &mut dyn Db, job: &mut dyn Job) -> StoreResult<()> {
-    let searches = db.deferred_searches();
+    let mark = db.queue_mark();
     db.batch("SAVEPOINT write")?;
     if run_guarded(db, job) {
         db.batch("RELEASE SAVEPOINT write")
     } else {
-        db.forget_searches_after(searches);
+        db.forget_queued_after(mark);
         db.batch("ROLLBACK TO SAVEPOINT write")?;
         db.batch("RELEASE SAVEPOINT write")
     }

@@ -181,10 +181,12 @@ pub(super) fn update(
 /// Refused while contacts use the channel (discard it instead).
 pub(super) fn delete(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> StoreResult<()> {
     let channel = read(db, account, uuid)?;
-    let used: i64 = db.one(
+    // Counting the contacts this transaction's earlier writes moved too.
+    let stored: i64 = db.one(
         "SELECT contact_count FROM channels WHERE id = $1",
         &params![channel.id],
     )?;
+    let used = stored + db.queued_moves(|counts| counts.of_channel(channel.id));
     if used > 0 {
         return Err(StoreError::conflict(
             "channel_in_use",

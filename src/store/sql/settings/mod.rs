@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::SqlStore;
 use super::cache::Seen;
 use super::db::{Db, params};
+use super::{SqlStore, in_read_transaction};
 use crate::domain::settings::{
     AccountSettings, Bot, Channel, CustomField, Funnel, Tag, Team, User,
 };
@@ -71,8 +71,20 @@ impl SqlStore {
 #[async_trait]
 impl SettingsStore for SqlStore {
     async fn settings(&self, account: AccountId) -> StoreResult<Arc<AccountSettings>> {
-        self.read(move |db, cache| cache.current(db, account, Seen::Committed))
-            .await
+        // One statement outside a transaction finds the version; only
+        // settings that are not cached are read in one.
+        let cache = self.cache.clone();
+        self.read_statement(move |db| {
+            let version: i64 = db.one(
+                "SELECT settings_version FROM accounts WHERE id = $1",
+                &params![account.0],
+            )?;
+            match cache.cached(account, version) {
+                Some(settings) => Ok(settings),
+                None => in_read_transaction(db, |db| cache.current(db, account, Seen::Committed)),
+            }
+        })
+        .await
     }
 
     async fn create_tag(&self, account: AccountId, name: &str) -> StoreResult<Tag> {

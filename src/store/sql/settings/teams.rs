@@ -105,7 +105,11 @@ fn clear_default(db: &mut dyn Db, account: AccountId) -> StoreResult<()> {
     Ok(())
 }
 
-pub(super) fn create(db: &mut dyn Db, account: AccountId, team: &NewTeam) -> StoreResult<Team> {
+pub(in crate::store::sql) fn create(
+    db: &mut dyn Db,
+    account: AccountId,
+    team: &NewTeam,
+) -> StoreResult<Team> {
     if team.is_default {
         lock_account(db, account)?;
         clear_default(db, account)?;
@@ -152,7 +156,11 @@ pub(super) fn update(
 }
 
 /// Refused for the default team and for teams contacts still belong to.
-pub(super) fn delete(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> StoreResult<()> {
+pub(in crate::store::sql) fn delete(
+    db: &mut dyn Db,
+    account: AccountId,
+    uuid: PublicId,
+) -> StoreResult<()> {
     let team = read(db, account, uuid)?;
     if team.is_default {
         return Err(StoreError::conflict(
@@ -160,10 +168,12 @@ pub(super) fn delete(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> Sto
             "the default team cannot be deleted; make another team the default first",
         ));
     }
-    let used: i64 = db.one(
+    // Counting the contacts this transaction's earlier writes moved too.
+    let stored: i64 = db.one(
         "SELECT contact_count FROM teams WHERE id = $1",
         &params![team.id],
     )?;
+    let used = stored + db.queued_moves(|counts| counts.of_team(team.id));
     if used > 0 {
         return Err(StoreError::conflict(
             "team_in_use",
