@@ -1004,8 +1004,9 @@ impl ContactStore for SqlStore {
         page_size: u32,
     ) -> StoreResult<ContactPage> {
         let filter = filter.clone();
+        let trigrams = self.trigrams.clone();
         self.read(move |db, cache| {
-            super::listing::list(db, cache, account, &filter, start, page_size)
+            super::listing::list(db, cache, &trigrams, account, &filter, start, page_size)
         })
         .await
     }

@@ -3,12 +3,11 @@
 //! kept by every write where one counter answers it (see
 //! `docs/storage.md`).
 
-use const_format::concatcp;
-
 use super::Backend;
 use super::cache::{Seen, SettingsCache};
 use super::contacts::{ContactRow, render};
-use super::db::{Column, Db, FromRow, Shifted, SqlBuilder, params};
+use super::db::{Column, Db, SqlBuilder, params};
+use super::trigrams::TrigramStats;
 use crate::domain::identifier::digits_of;
 use crate::domain::{Source, fold_case};
 use crate::store::{
@@ -21,6 +20,10 @@ use crate::store::{
 const SEARCH_LOOKUPS: i64 = 2_000;
 /// Fewest characters the trigram index can find.
 const TRIGRAM: usize = 3;
+/// Most trigrams of one part of a search ranked by how common they are.
+const RANKED_TRIGRAMS: usize = 8;
+/// Most trigrams of one part of a search the index is asked for.
+const ASKED_TRIGRAMS: usize = 3;
 
 /// What a listing's filter asks for, resolved against the account.
 struct Plan {
@@ -48,9 +51,13 @@ struct Search {
     /// is three characters or more.
     trigrams: bool,
     /// The FTS5 query that finds the candidates (set by
-    /// [`Search::choose_trigrams`]): three trigrams of each part, all of
-    /// which every match has.
+    /// [`Search::choose_trigrams`]): the rarest few trigrams of each part,
+    /// all of which every match has.
     candidates_query: String,
+    /// The candidates' row ids as a JSON array, once the index was asked
+    /// and found few enough to look up: the statements after it read them
+    /// from here instead of asking again.
+    candidate_ids: Option<String>,
 }
 
 impl Search {
@@ -66,6 +73,7 @@ impl Search {
             name_pattern: format!("%{}%", escape_like(&folded)),
             digits_pattern: digits.map(|d| format!("%{d}%")),
             candidates_query: String::new(),
+            candidate_ids: None,
             digits: digits_for_trigrams,
             folded,
         }
@@ -74,39 +82,91 @@ impl Search {
     /// The contacts (of every account) the trigram index finds for this
     /// search: candidates, which the listing checks exactly.
     fn push_candidates<'p>(&'p self, sql: &mut SqlBuilder<'p>) {
-        sql.push("SELECT rowid FROM contacts_search WHERE contacts_search MATCH ")
-            .param(self.candidates_query.as_str());
+        match &self.candidate_ids {
+            Some(ids) => sql
+                .push("SELECT value AS rowid FROM json_each(")
+                .param(ids.as_str())
+                .push(")"),
+            None => sql
+                .push("SELECT rowid FROM contacts_search WHERE contacts_search MATCH ")
+                .param(self.candidates_query.as_str()),
+        };
     }
 
-    /// Builds the candidates' FTS5 query from a few trigrams of each part,
-    /// spread over it (the first, the middle and the last). Asking the
-    /// index for every trigram (as a `LIKE` through it does) reads the
-    /// long lists of the common ones too; a match has all of them, so a
-    /// few find a small superset at a fraction of the cost, and the
-    /// listing checks each candidate anyway. (Ranking the trigrams by
-    /// rarity would cost more: FTS5's vocabulary counts a trigram's
-    /// contacts by reading its whole list.)
-    fn choose_trigrams(&mut self) {
+    /// Asks the index for the candidates, up to one more than
+    /// [`SEARCH_LOOKUPS`]; answers how many it found, and keeps them when
+    /// they are no more than that.
+    fn find_candidates(&mut self, db: &mut dyn Db) -> StoreResult<i64> {
+        let mut ids: Vec<i64> = Vec::new();
+        db.for_each(
+            "SELECT rowid FROM contacts_search WHERE contacts_search MATCH $1 LIMIT $2",
+            &params![self.candidates_query.as_str(), SEARCH_LOOKUPS + 1],
+            &mut |row| {
+                ids.push(i64::read(row, 0)?);
+                Ok(())
+            },
+        )?;
+        let found = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+        if found <= SEARCH_LOOKUPS {
+            self.candidate_ids = serde_json::to_string(&ids).ok();
+        }
+        Ok(found)
+    }
+
+    /// Builds the candidates' FTS5 query from the rarest few trigrams of
+    /// each part, as `contacts_with` counts them. Asking the index for
+    /// every trigram (as a `LIKE` through it does) reads the long lists of
+    /// the common ones too; a match has all of them, so the rarest few
+    /// find a small superset at a fraction of the cost, and the listing
+    /// checks each candidate anyway.
+    fn choose_trigrams(
+        &mut self,
+        contacts_with: &mut dyn FnMut(&str) -> StoreResult<i64>,
+    ) -> StoreResult<()> {
         let mut parts = Vec::new();
         for text in [&self.folded, &self.digits] {
-            let chars: Vec<char> = text.chars().collect();
-            if chars.len() < TRIGRAM {
+            let mut ranked = Vec::new();
+            for trigram in spread_trigrams(text) {
+                let quoted = format!("\"{}\"", trigram.replace('"', "\"\""));
+                ranked.push((contacts_with(&quoted)?, ranked.len(), quoted));
+            }
+            if ranked.is_empty() {
                 continue;
             }
-            let last = chars.len() - TRIGRAM;
-            let mut starts = vec![0, last / 2, last];
-            starts.dedup();
-            let chosen: Vec<String> = starts
+            ranked.sort();
+            let chosen: Vec<String> = ranked
                 .into_iter()
-                .map(|start| {
-                    let trigram: String = chars[start..start + TRIGRAM].iter().collect();
-                    format!("\"{}\"", trigram.replace('"', "\"\""))
-                })
+                .take(ASKED_TRIGRAMS)
+                .map(|(_, _, quoted)| quoted)
                 .collect();
             parts.push(format!("({})", chosen.join(" AND ")));
         }
         self.candidates_query = parts.join(" OR ");
+        Ok(())
     }
+}
+
+/// The distinct trigrams of `text` to rank: all of them, or as many as
+/// [`RANKED_TRIGRAMS`] spread from its first to its last.
+fn spread_trigrams(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() < TRIGRAM {
+        return Vec::new();
+    }
+    let starts = chars.len() - TRIGRAM + 1;
+    let picked = starts.min(RANKED_TRIGRAMS);
+    let mut trigrams: Vec<String> = Vec::with_capacity(picked);
+    for i in 0..picked {
+        let start = match picked {
+            1 => 0,
+            _ => i * (starts - 1) / (picked - 1),
+        };
+        let trigram: String = chars[start..start + TRIGRAM].iter().collect();
+        if !trigrams.contains(&trigram) {
+            trigrams.push(trigram);
+        }
+    }
+    trigrams
 }
 
 fn escape_like(text: &str) -> String {
@@ -152,6 +212,7 @@ enum Seqs {
 pub(super) fn list(
     db: &mut dyn Db,
     cache: &SettingsCache,
+    trigrams: &TrigramStats,
     account: AccountId,
     filter: &ContactFilter,
     start: PageStart,
@@ -205,25 +266,14 @@ pub(super) fn list(
 
     // The search's own matches, across accounts: how many there are tells
     // whether to look them up or to walk the order testing each contact.
-    let indexed_search = match (db.backend(), &mut plan.search) {
+    // Counted only as far as the choice needs; when few, the index is not
+    // asked again.
+    let trigram_matches = match (db.backend(), &mut plan.search) {
         (Backend::Sqlite, Some(search)) if search.trigrams => {
-            search.choose_trigrams();
-            Some(&*search)
+            search.choose_trigrams(&mut |trigram| trigrams.contacts_with(db, trigram))?;
+            Some(search.find_candidates(db)?)
         }
         _ => None,
-    };
-    let trigram_matches = match indexed_search {
-        Some(search) => {
-            // Counted only as far as the choice needs.
-            let mut count = SqlBuilder::new("SELECT count(*) FROM (");
-            search.push_candidates(&mut count);
-            count
-                .push(" LIMIT ")
-                .param(SEARCH_LOOKUPS + 1)
-                .push(") candidates");
-            Some(db.one::<i64>(count.sql(), count.params())?)
-        }
-        None => None,
     };
     let walk = match (&plan.tags[..], plan.tags_mode) {
         ([], _) if trigram_matches.is_some_and(|n| n <= SEARCH_LOOKUPS) => Walk::Trigrams,
@@ -265,24 +315,7 @@ pub(super) fn list(
         let offset = i64::from(number.saturating_sub(1)) * i64::from(page_size);
         page.push(" OFFSET ").param(offset);
     }
-    // The trigram walk sorts all its matches anyway: the same statement
-    // counts them (the window's count is taken before the LIMIT and
-    // OFFSET) — all of them on a numbered page; after a cursor, only those
-    // past it, so that total is counted apart.
-    let counts_all = matches!(start, PageStart::Number(_));
-    let mut rows: Vec<ContactRow> = Vec::new();
-    let mut counted_matches = None;
-    db.for_each(page.sql(), page.params(), &mut |row| {
-        if walk == Walk::Trigrams {
-            if counts_all {
-                counted_matches = Some(i64::read(row, 0)?);
-            }
-            rows.push(ContactRow::from_row(&Shifted { row, by: 1 })?);
-        } else {
-            rows.push(ContactRow::from_row(row)?);
-        }
-        Ok(())
-    })?;
+    let mut rows: Vec<ContactRow> = db.all(page.sql(), page.params())?;
     let has_more = rows.len() > page_size as usize;
     rows.truncate(page_size as usize);
 
@@ -302,18 +335,15 @@ pub(super) fn list(
         Walk::Contacts if plan.tags.is_empty() && trigram_matches.is_some() => Walk::Trigrams,
         other => other,
     };
-    let total = match counted_matches {
-        Some(total) => total,
-        None => total(
-            db,
-            &plan,
-            counting,
-            join,
-            watermark,
-            contact_seq,
-            contact_count,
-        )?,
-    };
+    let total = total(
+        db,
+        &plan,
+        counting,
+        join,
+        watermark,
+        contact_seq,
+        contact_count,
+    )?;
     Ok(ContactPage {
         contacts,
         total,
@@ -377,9 +407,6 @@ fn select<'p>(
     // Counting a tag's memberships needs no contact row unless filtered.
     let joined = walk != Walk::Tag || what == Select::Rows || needs_contact_row(plan);
     let columns = match (what, joined) {
-        (Select::Rows, _) if walk == Walk::Trigrams => {
-            concatcp!("count(*) OVER (), ", ContactRow::QUALIFIED)
-        }
         (Select::Rows, _) => ContactRow::QUALIFIED,
         (Select::Ids, true) => "c.id",
         (Select::Ids, false) => "ct.contact_id",
@@ -558,6 +585,7 @@ fn total(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn like_patterns_escape_wildcards() {
@@ -589,21 +617,49 @@ mod tests {
     }
 
     #[test]
-    fn the_index_is_asked_for_the_first_middle_and_last_trigrams() {
+    fn trigrams_are_ranked_spread_over_the_text() {
+        assert_eq!(
+            spread_trigrams("luranti"),
+            ["lur", "ura", "ran", "ant", "nti"]
+        );
+        assert_eq!(spread_trigrams("abc"), ["abc"]);
+        assert!(spread_trigrams("ab").is_empty());
+        assert_eq!(spread_trigrams("aaaa"), ["aaa"], "each trigram once");
+        let long = spread_trigrams("abcdefghijklmnopqrstuvwxyz");
+        assert_eq!(long.len(), RANKED_TRIGRAMS);
+        assert_eq!(long.first().map(String::as_str), Some("abc"));
+        assert_eq!(long.last().map(String::as_str), Some("xyz"));
+    }
+
+    #[test]
+    fn the_index_is_asked_for_the_rarest_trigrams() {
+        let counts: HashMap<&str, i64> = [
+            ("\"lur\"", 19_000),
+            ("\"ura\"", 50_000),
+            ("\"ran\"", 20_000),
+            ("\"ant\"", 19_000),
+            ("\"nti\"", 50_000),
+        ]
+        .into();
+        let mut contacts_with =
+            |trigram: &str| -> StoreResult<i64> { Ok(counts.get(trigram).copied().unwrap_or(0)) };
         let mut search = Search::new("Luranti");
-        search.choose_trigrams();
-        assert_eq!(search.candidates_query, r#"("lur" AND "ran" AND "nti")"#);
+        search.choose_trigrams(&mut contacts_with).expect("chosen");
+        assert_eq!(
+            search.candidates_query, r#"("lur" AND "ant" AND "ran")"#,
+            "rarest first; ties in the order of the text"
+        );
         let mut short = Search::new("abc");
-        short.choose_trigrams();
+        short.choose_trigrams(&mut contacts_with).expect("chosen");
         assert_eq!(short.candidates_query, r#"("abc")"#);
         let mut phone = Search::new("+39 333");
-        phone.choose_trigrams();
+        phone.choose_trigrams(&mut contacts_with).expect("chosen");
         assert_eq!(
             phone.candidates_query,
-            r#"("+39" AND "9 3" AND "333") OR ("393" AND "933" AND "333")"#
+            r#"("+39" AND "39 " AND "9 3") OR ("393" AND "933" AND "333")"#
         );
         let mut quoted = Search::new(r#"a"bc"#);
-        quoted.choose_trigrams();
+        quoted.choose_trigrams(&mut contacts_with).expect("chosen");
         assert_eq!(quoted.candidates_query, r#"("a""b" AND """bc")"#);
     }
 
@@ -779,7 +835,16 @@ mod tests {
         ];
         for (shape, filter, start, may_sort) in shapes {
             db.plans.clear();
-            list(&mut db, &cache, account, &filter, start, 20).expect(shape);
+            list(
+                &mut db,
+                &cache,
+                &TrigramStats::default(),
+                account,
+                &filter,
+                start,
+                20,
+            )
+            .expect(shape);
             assert!(!db.plans.is_empty(), "{shape}: no statement");
             for (sql, plan) in &db.plans {
                 // The settings, read once into the cache, are a few rows

@@ -19,6 +19,7 @@ mod postgres;
 mod settings;
 mod sqlite;
 mod transfer;
+mod trigrams;
 mod writer;
 
 use std::sync::{Arc, LazyLock};
@@ -84,6 +85,7 @@ pub struct SqlStore {
     readers: Readers,
     writer: Writer,
     cache: Arc<SettingsCache>,
+    trigrams: Arc<trigrams::TrigramStats>,
 }
 
 fn pool<M: r2d2::ManageConnection>(manager: M) -> r2d2::Pool<M> {
@@ -146,6 +148,7 @@ impl SqlStore {
             readers,
             writer: Writer::start(db, connect)?,
             cache: Arc::new(SettingsCache::default()),
+            trigrams: Arc::new(trigrams::TrigramStats::default()),
         })
     }
 
