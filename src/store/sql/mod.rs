@@ -223,7 +223,7 @@ impl SqlStore {
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn Db, &SettingsCache) -> StoreResult<T> + Send + 'static,
+        F: Fn(&mut dyn Db, &SettingsCache) -> StoreResult<T> + Send + 'static,
     {
         let cache = self.cache.clone();
         self.writer.run(move |db| work(db, &cache)).await

@@ -57,7 +57,7 @@ impl SqlStore {
     async fn change_settings<T, F>(&self, account: AccountId, change: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn Db) -> StoreResult<T> + Send + 'static,
+        F: Fn(&mut dyn Db) -> StoreResult<T> + Send + 'static,
     {
         self.write(move |db, _| {
             let changed = change(db)?;
