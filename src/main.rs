@@ -13,12 +13,6 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// Every request allocates a few dozen small strings and buffers (rows,
-/// bound parameters, JSON); mimalloc serves them in a fraction of the
-/// instructions glibc's allocator takes (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "bellbook",
@@ -131,8 +125,27 @@ enum KeysCommand {
 
 type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Threads for blocking work (PostgreSQL's reads, which wait on a pool of
+/// 16 connections anyway, and the admin commands): tokio's default of 512
+/// would start one per waiting request under load (75 threads at 64
+/// connections), each with its own stack and allocator arena.
+const BLOCKING_THREADS: usize = 24;
+
+fn main() -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     // Log lines are formatted where they happen and written by a thread of
     // their own, in batches (one write per batch, not per line), so a line
     // per request costs requests nothing but its formatting. Nothing is
