@@ -69,6 +69,13 @@ impl SettingsCache {
         Ok(settings)
     }
 
+    /// The settings last kept, at whatever version: for what no version
+    /// changes (a channel's type).
+    pub fn latest(&self, account: AccountId) -> Option<Arc<AccountSettings>> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(&account).map(|(_, settings)| settings.clone())
+    }
+
     /// The settings at `version`, if they are kept.
     pub fn cached(&self, account: AccountId, version: i64) -> Option<Arc<AccountSettings>> {
         let entries = self.entries.lock().ok()?;

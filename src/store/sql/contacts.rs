@@ -16,7 +16,7 @@ use const_format::concatcp;
 use super::SqlStore;
 use super::cache::{Seen, SettingsCache};
 use super::counts::Counts;
-use super::db::{Column, Db, FromRow, SearchChange, Shifted, params, row_struct};
+use super::db::{Column, Db, FromRow, Param, SearchChange, Shifted, params, row_struct};
 use super::{foreign_key_violation, in_read_transaction, lock_account, unique_means};
 use crate::domain::contact::{
     BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord, NewContact,
@@ -817,26 +817,63 @@ fn versioned_row(
     account: AccountId,
     uuid: PublicId,
 ) -> StoreResult<(i64, ContactRow)> {
-    let mut found = None;
-    db.for_each(
-        concatcp!(
-            "SELECT (SELECT settings_version FROM accounts WHERE id = $1), ",
-            ContactRow::COLUMNS,
-            " FROM contacts WHERE account_id = $1 AND uuid = $2"
-        ),
+    versioned(
+        db,
+        concatcp!(VERSIONED_CONTACT, " WHERE account_id = $1 AND uuid = $2"),
         &params![account.0, uuid.to_string().as_str()],
-        &mut |row| {
-            found = Some((
-                i64::read(row, 0)?,
-                ContactRow::from_row(&Shifted { row, by: 1 })?,
-            ));
-            Ok(())
-        },
-    )?;
+    )
+}
+
+/// The account's settings version (the account is `$1`), then a contact.
+const VERSIONED_CONTACT: &str = concatcp!(
+    "SELECT (SELECT settings_version FROM accounts WHERE id = $1), ",
+    ContactRow::COLUMNS,
+    " FROM contacts"
+);
+
+/// The first row of a [`VERSIONED_CONTACT`] statement.
+fn versioned(db: &mut dyn Db, sql: &str, params: &[Param<'_>]) -> StoreResult<(i64, ContactRow)> {
+    let mut found = None;
+    db.for_each(sql, params, &mut |row| {
+        found = Some((
+            i64::read(row, 0)?,
+            ContactRow::from_row(&Shifted { row, by: 1 })?,
+        ));
+        Ok(())
+    })?;
     found.ok_or(StoreError::NotFound)
 }
 
-pub(super) fn read_by_phone(
+/// A contact by phone number, read by one statement outside any
+/// transaction when the settings are cached, as [`read_alone`] does. A
+/// channel's type never changes, so any cached settings tell which
+/// statement finds the contact.
+fn read_by_phone_alone(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    channel_id: i64,
+    digits: &str,
+) -> StoreResult<ContactRecord> {
+    let kind = cache
+        .latest(account)
+        .and_then(|settings| settings.channel_by_id(channel_id).map(|c| c.kind));
+    // Found with settings at the row's version: the one kept entry, so the
+    // type came from them too. Otherwise (not found, perhaps through an
+    // older type of a reused channel id, or not cached) all again in a
+    // transaction.
+    if let Some(kind) = kind
+        && let Ok((version, row)) = phone_row(db, account, channel_id, kind, digits)
+        && let Some(settings) = cache.cached(account, version)
+    {
+        return render(row, &settings);
+    }
+    in_read_transaction(db, |db| {
+        read_by_phone(db, cache, account, channel_id, digits)
+    })
+}
+
+fn read_by_phone(
     db: &mut dyn Db,
     cache: &SettingsCache,
     account: AccountId,
@@ -847,27 +884,31 @@ pub(super) fn read_by_phone(
     let channel = settings
         .channel_by_id(channel_id)
         .ok_or(StoreError::NotFound)?;
-    // On WhatsApp the digits are the unique key; other channels' contacts
-    // are found by the digits of their identifier.
-    let row: ContactRow = if channel.kind == Source::Whatsapp {
-        db.one(
-            concatcp!(
-                SELECT_CONTACT,
-                " WHERE account_id = $1 AND channel_id = $2 AND identifier_key = $3"
-            ),
-            &params![account.0, channel_id, digits],
-        )?
-    } else {
-        db.one(
-            concatcp!(
-                SELECT_CONTACT,
-                " WHERE account_id = $1 AND channel_id = $2 AND identifier_digits = $3
-                  AND source <> 'whatsapp' ORDER BY created_at, seq LIMIT 1"
-            ),
-            &params![account.0, channel_id, digits],
-        )?
-    };
+    let (_, row) = phone_row(db, account, channel_id, channel.kind, digits)?;
     render(row, &settings)
+}
+
+/// On WhatsApp the digits are the unique key; other channels' contacts
+/// are found by the digits of their identifier.
+fn phone_row(
+    db: &mut dyn Db,
+    account: AccountId,
+    channel_id: i64,
+    kind: Source,
+    digits: &str,
+) -> StoreResult<(i64, ContactRow)> {
+    let sql = match kind {
+        Source::Whatsapp => concatcp!(
+            VERSIONED_CONTACT,
+            " WHERE account_id = $1 AND channel_id = $2 AND identifier_key = $3"
+        ),
+        _ => concatcp!(
+            VERSIONED_CONTACT,
+            " WHERE account_id = $1 AND channel_id = $2 AND identifier_digits = $3
+              AND source <> 'whatsapp' ORDER BY created_at, seq LIMIT 1"
+        ),
+    };
+    versioned(db, sql, &params![account.0, channel_id, digits])
 }
 
 pub(super) fn read_by_bsuid(
@@ -982,7 +1023,8 @@ impl ContactStore for SqlStore {
         digits: &str,
     ) -> StoreResult<ContactRecord> {
         let digits = digits.to_owned();
-        self.read(move |db, cache| read_by_phone(db, cache, account, channel_id, &digits))
+        let cache = self.cache.clone();
+        self.read_statement(move |db| read_by_phone_alone(db, &cache, account, channel_id, &digits))
             .await
     }
 
