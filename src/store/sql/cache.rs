@@ -15,6 +15,15 @@ use crate::store::{AccountId, StoreResult};
 /// Accounts whose settings are kept; past this the cache starts over.
 const CAPACITY: usize = 10_000;
 
+/// The account's settings version, as the current transaction (or the
+/// statement itself, outside one) sees it.
+pub fn settings_version(db: &mut dyn Db, account: AccountId) -> StoreResult<i64> {
+    db.one(
+        "SELECT settings_version FROM accounts WHERE id = $1",
+        &params![account.0],
+    )
+}
+
 #[derive(Default)]
 pub struct SettingsCache {
     entries: Mutex<HashMap<AccountId, (i64, Arc<AccountSettings>)>>,
@@ -36,10 +45,7 @@ impl SettingsCache {
         account: AccountId,
         seen: Seen,
     ) -> StoreResult<Arc<AccountSettings>> {
-        let version: i64 = db.one(
-            "SELECT settings_version FROM accounts WHERE id = $1",
-            &params![account.0],
-        )?;
+        let version = settings_version(db, account)?;
         self.at_version(db, account, version, seen)
     }
 

@@ -172,21 +172,21 @@ fn commit_batch(db: &mut dyn Db, mut jobs: Vec<Box<dyn Job>>) {
     }
     // All at once first; `all` stops at the first that fails.
     let all_succeeded = jobs.iter_mut().all(|job| run_guarded(db, job.as_mut()));
-    let outcome = match all_succeeded {
-        true => db.commit(),
+    if !all_succeeded && jobs.len() == 1 {
         // A lone write that failed is answered with its own failure.
-        false if jobs.len() == 1 => {
-            let rolled_back = db.rollback();
-            for job in jobs {
-                job.answer(rolled_back.as_ref().map(|_| ()));
-            }
-            return;
+        let rolled_back = db.rollback();
+        for job in jobs {
+            job.answer(rolled_back.as_ref().map(|_| ()));
         }
-        false => db
-            .rollback()
+        return;
+    }
+    let outcome = if all_succeeded {
+        db.commit()
+    } else {
+        db.rollback()
             .and_then(|()| db.begin_write())
             .and_then(|()| run_each_in_savepoint(db, &mut jobs))
-            .and_then(|()| db.commit()),
+            .and_then(|()| db.commit())
     };
     if outcome.is_err() {
         let _ = db.rollback();

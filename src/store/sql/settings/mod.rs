@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::cache::Seen;
+use super::cache::{Seen, settings_version};
 use super::db::{Db, params};
 use super::{SqlStore, in_read_transaction};
 use crate::domain::settings::{
@@ -74,16 +74,12 @@ impl SettingsStore for SqlStore {
         // One statement outside a transaction finds the version; only
         // settings that are not cached are read in one.
         let cache = self.cache.clone();
-        self.read_statement(move |db| {
-            let version: i64 = db.one(
-                "SELECT settings_version FROM accounts WHERE id = $1",
-                &params![account.0],
-            )?;
-            match cache.cached(account, version) {
+        self.read_statement(
+            move |db| match cache.cached(account, settings_version(db, account)?) {
                 Some(settings) => Ok(settings),
                 None => in_read_transaction(db, |db| cache.current(db, account, Seen::Committed)),
-            }
-        })
+            },
+        )
         .await
     }
 
