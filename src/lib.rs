@@ -13,6 +13,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod import;
+pub mod logging;
 pub mod ratelimit;
 pub mod store;
 

@@ -171,8 +171,8 @@ async fn run() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .event_format(bellbook::logging::LogLine)
         .with_writer(log)
-        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let done = |outcome: CliResult| outcome.map(|()| ExitCode::SUCCESS);
