@@ -16,7 +16,9 @@ use const_format::concatcp;
 use super::SqlStore;
 use super::cache::{Seen, SettingsCache};
 use super::counts::Counts;
-use super::db::{Column, Db, FromRow, Param, SearchChange, Shifted, params, row_struct};
+use super::db::{
+    Column, Db, FromRow, Param, SearchChange, Shifted, SqlBuilder, params, row_struct,
+};
 use super::{foreign_key_violation, in_read_transaction, lock_account, unique_means};
 use crate::domain::contact::{
     BotStatus, ContactBot, ContactChanges, ContactFieldValue, ContactRecord, NewContact,
@@ -33,6 +35,7 @@ use crate::store::{
 row_struct! {
     /// A contacts row: everything a [`ContactRecord`] is built from, with
     /// its references as row ids.
+    #[derive(Clone)]
     pub(super) struct ContactRow in "c" {
         id: i64,
         uuid: PublicId,
@@ -523,6 +526,7 @@ pub(super) fn update(
     at: Timestamp,
 ) -> StoreResult<ContactRecord> {
     let mut row = lock_contact(db, account, uuid, at)?;
+    let before = row.clone();
     let settings = cache.current(db, account, Seen::Uncommitted)?;
     let mut counts = Counts::default();
     if let Some(name) = &changes.name
@@ -624,36 +628,75 @@ pub(super) fn update(
         }
         row.field_values = encode_field_values(&values)?;
     }
+    write_changed_columns(db, &before, &row)?;
+    db.defer_counts(counts);
+    render(row, &settings)
+}
+
+/// Writes the columns `update` changed, and only those: SQLite rewrites
+/// every index that covers a column an `UPDATE` sets, changed or not, so
+/// setting them all made each PATCH rewrite the team, user, bot and bsuid
+/// indexes too, a few more pages for every commit to write and sync.
+/// (`lock_contact` has already set `updated_at`.)
+fn write_changed_columns(
+    db: &mut dyn Db,
+    before: &ContactRow,
+    row: &ContactRow,
+) -> StoreResult<()> {
+    let mut update = SqlBuilder::new("UPDATE contacts SET updated_at = updated_at");
+    if row.name != before.name {
+        update.push(", name = ").param(&row.name);
+        update.push(", name_key = ").param(&row.name_key);
+    }
+    if row.assigned_user_id != before.assigned_user_id {
+        update
+            .push(", assigned_user_id = ")
+            .param(row.assigned_user_id);
+    }
+    if row.team_id != before.team_id {
+        update.push(", team_id = ").param(row.team_id);
+    }
+    if row.note != before.note {
+        update.push(", note = ").param(&row.note);
+    }
+    if row.bsuid != before.bsuid {
+        update.push(", bsuid = ").param(&row.bsuid);
+    }
+    if (
+        row.bot_id,
+        &row.bot_status,
+        row.bot_version,
+        row.bot_started_at,
+    ) != (
+        before.bot_id,
+        &before.bot_status,
+        before.bot_version,
+        before.bot_started_at,
+    ) {
+        update.push(", bot_id = ").param(row.bot_id);
+        update.push(", bot_status = ").param(&row.bot_status);
+        update.push(", bot_version = ").param(row.bot_version);
+        update.push(", bot_started_at = ").param(row.bot_started_at);
+    }
+    if row.tag_ids != before.tag_ids {
+        update.push(", tag_ids = ").param(&row.tag_ids);
+    }
+    if row.field_values != before.field_values {
+        update.push(", field_values = ").param(&row.field_values);
+    }
+    if update.params().is_empty() {
+        return Ok(());
+    }
+    update.push(" WHERE id = ").param(row.id);
     // Another contact given the same bsuid at the same time is only seen by
     // the unique index.
     let taken = format!(
         "another contact already has bsuid '{}'",
         row.bsuid.as_deref().unwrap_or_default()
     );
-    db.execute(
-        "UPDATE contacts SET name = $1, name_key = $2, assigned_user_id = $3, team_id = $4,
-             note = $5, bsuid = $6, bot_id = $7, bot_status = $8, bot_version = $9,
-             bot_started_at = $10, tag_ids = $11, field_values = $12
-         WHERE id = $13",
-        &params![
-            &row.name,
-            &row.name_key,
-            row.assigned_user_id,
-            row.team_id,
-            &row.note,
-            &row.bsuid,
-            row.bot_id,
-            &row.bot_status,
-            row.bot_version,
-            row.bot_started_at,
-            &row.tag_ids,
-            &row.field_values,
-            row.id
-        ],
-    )
-    .map_err(unique_means("bsuid_taken", taken))?;
-    db.defer_counts(counts);
-    render(row, &settings)
+    db.execute(update.sql(), update.params())
+        .map_err(unique_means("bsuid_taken", taken))?;
+    Ok(())
 }
 
 row_struct! {
