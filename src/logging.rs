@@ -10,6 +10,7 @@ use std::fmt;
 use time::OffsetDateTime;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -36,7 +37,10 @@ where
 fn write_line(out: &mut impl fmt::Write, at: OffsetDateTime, event: &Event<'_>) -> fmt::Result {
     let mut stamp = [0u8; 27];
     out.write_str(utc_micros(at, &mut stamp))?;
-    let metadata = event.metadata();
+    // Records of the `log` crate (r2d2, postgres) arrive as events of
+    // target "log" with their own target and level in `log.*` fields.
+    let normalized = event.normalized_metadata();
+    let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
     out.write_str(level_column(*metadata.level()))?;
     out.write_str(metadata.target())?;
     out.write_char(':')?;
@@ -99,6 +103,12 @@ struct Fields<'a, W: fmt::Write> {
 }
 
 impl<W: fmt::Write> Fields<'_, W> {
+    /// The `log.*` fields of a `log` record say where it came from, which
+    /// its normalized metadata has already said.
+    fn shown(field: &Field) -> bool {
+        !field.name().starts_with("log.")
+    }
+
     fn name(&mut self, field: &Field) -> fmt::Result {
         self.out.write_char(' ')?;
         if field.name() != "message" {
@@ -111,7 +121,7 @@ impl<W: fmt::Write> Fields<'_, W> {
 
 impl<W: fmt::Write> Visit for Fields<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.result.is_ok() {
+        if self.result.is_ok() && Self::shown(field) {
             self.result = self.name(field).and_then(|()| {
                 if field.name() == "message" {
                     self.out.write_str(value)
@@ -123,7 +133,7 @@ impl<W: fmt::Write> Visit for Fields<'_, W> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_ok() {
+        if self.result.is_ok() && Self::shown(field) {
             self.result = self
                 .name(field)
                 .and_then(|()| self.out.write_str(itoa::Buffer::new().format(value)));
@@ -131,7 +141,7 @@ impl<W: fmt::Write> Visit for Fields<'_, W> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.result.is_ok() {
+        if self.result.is_ok() && Self::shown(field) {
             self.result = self
                 .name(field)
                 .and_then(|()| self.out.write_str(itoa::Buffer::new().format(value)));
@@ -139,7 +149,7 @@ impl<W: fmt::Write> Visit for Fields<'_, W> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_ok() {
+        if self.result.is_ok() && Self::shown(field) {
             self.result = self
                 .name(field)
                 .and_then(|()| write!(self.out, "{value:?}"));
@@ -218,6 +228,17 @@ mod tests {
             ),
             "{}",
             lines[1]
+        );
+    }
+
+    #[test]
+    fn records_of_the_log_crate_show_their_own_target_and_level() {
+        // Global, once: what `init()` installs in the server.
+        let _ = tracing_log::LogTracer::init();
+        let line = captured(|| log::warn!(target: "r2d2", "connection {} failed", 3));
+        assert!(
+            line.ends_with("  WARN r2d2: connection 3 failed\n"),
+            "{line}"
         );
     }
 
