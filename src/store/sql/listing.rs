@@ -3,15 +3,22 @@
 //! kept by every write where one counter answers it (see
 //! `docs/storage.md`).
 
+use std::cmp::Reverse;
+
+use const_format::concatcp;
+
 use super::Backend;
 use super::cache::{Seen, SettingsCache};
 use super::contacts::{ContactRow, render};
 use super::db::{Column, Db, SqlBuilder, params};
 use super::trigrams::TrigramStats;
+use crate::domain::Timestamp;
 use crate::domain::identifier::digits_of;
+use crate::domain::settings::AccountSettings;
 use crate::domain::{Source, fold_case};
 use crate::store::{
-    AccountId, ContactFilter, ContactPage, ContactPosition, PageStart, StoreResult, TagsMode,
+    AccountId, ContactFilter, ContactPage, ContactPosition, PageStart, StoreError, StoreResult,
+    TagsMode,
 };
 
 /// Most matches of a search that are listed by looking each one up; a
@@ -284,6 +291,9 @@ pub(super) fn list(
     };
 
     let join = join_keyword(db.backend());
+    if walk == Walk::Trigrams {
+        return trigram_page(db, &plan, &settings, start, page_size, watermark);
+    }
     let mut page = SqlBuilder::new("");
     select(
         &mut page,
@@ -352,6 +362,77 @@ pub(super) fn list(
     })
 }
 
+/// A page of the trigram walk (at most [`SEARCH_LOOKUPS`] candidates) and
+/// its total from one narrow statement: every match's id and place in the
+/// order, sorted here, then the page's rows by id. Sorting the matches'
+/// whole rows in SQLite and counting them in a second statement took half
+/// of a search's instructions (BENCHMARKS.md).
+fn trigram_page(
+    db: &mut dyn Db,
+    plan: &Plan,
+    settings: &AccountSettings,
+    start: PageStart,
+    page_size: u32,
+    watermark: i64,
+) -> StoreResult<ContactPage> {
+    let mut matching = SqlBuilder::new("");
+    select(
+        &mut matching,
+        plan,
+        Walk::Trigrams,
+        Seqs::UpTo(watermark),
+        Select::Keys,
+        join_keyword(db.backend()),
+    );
+    let mut keys: Vec<(i64, Timestamp, i64)> = db.all(matching.sql(), matching.params())?;
+    let total = i64::try_from(keys.len()).unwrap_or(i64::MAX);
+    let place = |created_at: Timestamp, seq: i64| (created_at.unix(), seq);
+    // Newest first, as every walk.
+    keys.sort_unstable_by_key(|key| Reverse(place(key.1, key.2)));
+    let skip = match start {
+        PageStart::Number(number) => {
+            usize::try_from(u64::from(number.saturating_sub(1)) * u64::from(page_size))
+                .unwrap_or(usize::MAX)
+        }
+        PageStart::After { position, .. } => {
+            let after = place(position.created_at, position.seq);
+            keys.partition_point(|key| place(key.1, key.2) >= after)
+        }
+    };
+    let size = page_size as usize;
+    let window = keys.get(skip..).unwrap_or_default();
+    let has_more = window.len() > size;
+    let ids: Vec<i64> = window.iter().take(size).map(|key| key.0).collect();
+    let next = match ids.len().checked_sub(1).and_then(|last| window.get(last)) {
+        Some(&(_, created_at, seq)) if has_more => Some(ContactPosition { created_at, seq }),
+        _ => None,
+    };
+    let contacts = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Other(Box::new(e)))?;
+        let mut rows: Vec<ContactRow> = db.all(
+            concatcp!(
+                "SELECT ",
+                ContactRow::QUALIFIED,
+                " FROM json_each($1) s CROSS JOIN contacts c ON c.id = s.value
+                 WHERE c.account_id = $2"
+            ),
+            &params![ids.as_str(), plan.account.0],
+        )?;
+        rows.sort_unstable_by_key(|row| Reverse(place(row.created_at, row.seq)));
+        rows.into_iter()
+            .map(|row| render(row, settings))
+            .collect::<StoreResult<Vec<_>>>()?
+    };
+    Ok(ContactPage {
+        contacts,
+        total,
+        watermark,
+        next,
+    })
+}
+
 /// Orders the plan's tags rarest first and answers how many memberships
 /// they have in all.
 fn tag_counts(db: &mut dyn Db, plan: &mut Plan) -> StoreResult<i64> {
@@ -392,6 +473,8 @@ enum Select {
     Rows,
     /// Its id only: for counting.
     Ids,
+    /// Its id and its place in the newest-first order.
+    Keys,
 }
 
 /// `SELECT … FROM … WHERE …` of the plan, open for more conditions.
@@ -409,6 +492,7 @@ fn select<'p>(
     let columns = match (what, joined) {
         (Select::Rows, _) => ContactRow::QUALIFIED,
         (Select::Ids, true) => "c.id",
+        (Select::Keys, _) => "c.id, c.created_at, c.seq",
         (Select::Ids, false) => "ct.contact_id",
     };
     // `+seq <= w` keeps SQLite from walking the (account, seq) index for
