@@ -362,11 +362,12 @@ pub(super) fn list(
     })
 }
 
-/// A page of the trigram walk (at most [`SEARCH_LOOKUPS`] candidates) and
-/// its total from one narrow statement: every match's id and place in the
-/// order, sorted here, then the page's rows by id. Sorting the matches'
-/// whole rows in SQLite and counting them in a second statement took half
-/// of a search's instructions (BENCHMARKS.md).
+/// A page of the trigram walk (SQLite only, with at most
+/// [`SEARCH_LOOKUPS`] candidates) and its total from one narrow statement:
+/// every match's id and place in the order, sorted here, then the page's
+/// rows by id. Sorting the matches' whole rows in SQLite and counting them
+/// in a second statement took a third of a search's instructions
+/// (BENCHMARKS.md).
 fn trigram_page(
     db: &mut dyn Db,
     plan: &Plan,
