@@ -290,10 +290,10 @@ pub(super) fn list(
         (_, TagsMode::Any) => Walk::Contacts,
     };
 
-    let join = join_keyword(db.backend());
     if walk == Walk::Trigrams {
         return trigram_page(db, &plan, &settings, start, page_size, watermark);
     }
+    let join = join_keyword(db.backend());
     let mut page = SqlBuilder::new("");
     select(
         &mut page,
@@ -387,17 +387,16 @@ fn trigram_page(
     );
     let mut keys: Vec<(i64, Timestamp, i64)> = db.all(matching.sql(), matching.params())?;
     let total = i64::try_from(keys.len()).unwrap_or(i64::MAX);
-    let place = |created_at: Timestamp, seq: i64| (created_at.unix(), seq);
     // Newest first, as every walk.
-    keys.sort_unstable_by_key(|key| Reverse(place(key.1, key.2)));
+    keys.sort_unstable_by_key(|&(_, created_at, seq)| Reverse((created_at, seq)));
     let skip = match start {
         PageStart::Number(number) => {
             usize::try_from(u64::from(number.saturating_sub(1)) * u64::from(page_size))
                 .unwrap_or(usize::MAX)
         }
         PageStart::After { position, .. } => {
-            let after = place(position.created_at, position.seq);
-            keys.partition_point(|key| place(key.1, key.2) >= after)
+            let after = (position.created_at, position.seq);
+            keys.partition_point(|&(_, created_at, seq)| (created_at, seq) >= after)
         }
     };
     let size = page_size as usize;
@@ -421,7 +420,7 @@ fn trigram_page(
             ),
             &params![ids.as_str(), plan.account.0],
         )?;
-        rows.sort_unstable_by_key(|row| Reverse(place(row.created_at, row.seq)));
+        rows.sort_unstable_by_key(|row| Reverse((row.created_at, row.seq)));
         rows.into_iter()
             .map(|row| render(row, settings))
             .collect::<StoreResult<Vec<_>>>()?
@@ -469,8 +468,7 @@ fn join_keyword(backend: Backend) -> &'static str {
 /// What a statement built by [`select`] returns for each contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Select {
-    /// The whole row, as [`ContactRow`] reads it: a page. (After the
-    /// trigram walk, the count of all the rows the statement finds first.)
+    /// The whole row, as [`ContactRow`] reads it: a page.
     Rows,
     /// Its id only: for counting.
     Ids,
