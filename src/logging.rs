@@ -103,57 +103,51 @@ struct Fields<'a, W: fmt::Write> {
 }
 
 impl<W: fmt::Write> Fields<'_, W> {
-    /// The `log.*` fields of a `log` record say where it came from, which
-    /// its normalized metadata has already said.
-    fn shown(field: &Field) -> bool {
-        !field.name().starts_with("log.")
-    }
-
-    fn name(&mut self, field: &Field) -> fmt::Result {
-        self.out.write_char(' ')?;
-        if field.name() != "message" {
-            self.out.write_str(field.name())?;
-            self.out.write_char('=')?;
+    /// Writes ` name=` (only the space for the message) and then the value,
+    /// unless an earlier field failed to write. The `log.*` fields of a
+    /// `log` record are left out: they say where it came from, which its
+    /// normalized metadata has already said.
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
         }
-        Ok(())
+        self.result = (|| {
+            self.out.write_char(' ')?;
+            if field.name() != "message" {
+                self.out.write_str(field.name())?;
+                self.out.write_char('=')?;
+            }
+            value(self.out)
+        })();
     }
 }
 
 impl<W: fmt::Write> Visit for Fields<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.result.is_ok() && Self::shown(field) {
-            self.result = self.name(field).and_then(|()| {
-                if field.name() == "message" {
-                    self.out.write_str(value)
-                } else {
-                    write!(self.out, "{value:?}")
-                }
-            });
-        }
+        let bare = field.name() == "message";
+        self.field(field, |out| {
+            if bare {
+                out.write_str(value)
+            } else {
+                write!(out, "{value:?}")
+            }
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_ok() && Self::shown(field) {
-            self.result = self
-                .name(field)
-                .and_then(|()| self.out.write_str(itoa::Buffer::new().format(value)));
-        }
+        self.field(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.result.is_ok() && Self::shown(field) {
-            self.result = self
-                .name(field)
-                .and_then(|()| self.out.write_str(itoa::Buffer::new().format(value)));
-        }
+        self.field(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_ok() && Self::shown(field) {
-            self.result = self
-                .name(field)
-                .and_then(|()| write!(self.out, "{value:?}"));
-        }
+        self.field(field, |out| write!(out, "{value:?}"));
     }
 }
 
