@@ -202,7 +202,7 @@ pub struct ContactFilter {
     pub q: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum TagsMode {
     /// A contact matches when it has every tag.
     #[default]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::binary::{Server, admin, only_line};
 use crate::fixtures::client;
-use crate::helpers::{Backend, Reply, TestApp, TestDatabase, redis_url, send};
+use crate::helpers::{Backend, Caller, Reply, TestApp, TestDatabase, redis_url, send, uuids};
 use crate::on_both_backends;
 
 /// One HTTP call to a server by its base URL.
@@ -297,8 +297,68 @@ async fn an_unreachable_redis_stops_start_up(backend: Backend) {
     assert!(matches!(error, bellbook::StartError::Redis(_)), "{error}");
 }
 
+/// Where a numbered page begins is remembered by each process for the
+/// version of the listing it read (docs/storage.md, "Numbered pages"): a
+/// contact deleted or untagged through another process moves the pages
+/// after it in this one at once.
+async fn numbered_pages_see_changes_made_by_another_process(backend: Backend) {
+    let (_database, url) = TestDatabase::create(backend).await;
+    let first = Server::start(&url, &["--rate-limit-rps", "0"]);
+    let key = first
+        .first_run_key()
+        .expect("the first process creates the account");
+    let second = Server::start(&url, &["--rate-limit-rps", "0"]);
+    let (reader, writer) = (
+        Caller::new(client(), &first.base, &key),
+        Caller::new(client(), &second.base, &key),
+    );
+    writer
+        .post("/tags", json!({"name": "lead"}))
+        .await
+        .assert_status(200);
+    let mut created = Vec::new();
+    for n in 0..50 {
+        let contact = writer
+            .create_contact(json!({"identifier": format!("+1 202 555 {n:04}"),
+                                   "source": "whatsapp", "name": format!("Number {n}"),
+                                   "tags": ["lead"]}))
+            .await;
+        created.push(contact["uuid"].as_str().expect("uuid").to_owned());
+    }
+    let newest_first: Vec<String> = created.iter().rev().cloned().collect();
+    let page_two = async |query: &str| {
+        // Twice: the second time from where the first remembered it begins.
+        let mut pages = Vec::new();
+        for _ in 0..2 {
+            let reply = reader.get(&format!("/contacts?{query}page=2")).await;
+            reply.assert_status(200);
+            pages.push(uuids(reply.body["contacts"].as_array().expect("contacts")));
+        }
+        assert_eq!(pages[0], pages[1], "{query}");
+        pages.remove(0)
+    };
+    assert_eq!(page_two("").await, newest_first[20..40]);
+    assert_eq!(page_two("tags=lead&").await, newest_first[20..40]);
+
+    writer
+        .delete(&format!("/contacts/{}", newest_first[0]))
+        .await
+        .assert_status(200);
+    assert_eq!(page_two("").await, newest_first[21..41]);
+    writer
+        .patch(
+            &format!("/contacts/{}", newest_first[1]),
+            json!({"tags": []}),
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(page_two("").await, newest_first[21..41]);
+    assert_eq!(page_two("tags=lead&").await, newest_first[22..42]);
+}
+
 on_both_backends!(
     three_processes_share_one_database,
+    numbered_pages_see_changes_made_by_another_process,
     redis_shares_the_rate_limit_between_servers,
     without_redis_each_server_limits_alone,
     redis_shares_the_limit_between_processes,

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha384};
 
 use crate::binary::{Server, admin, admin_output};
-use crate::helpers::{Backend, Caller, TestApp, TestDatabase};
+use crate::helpers::{Backend, Caller, TestApp, TestDatabase, uuids};
 use crate::on_both_backends;
 
 const PAGE_SIZE: usize = 20;
@@ -1791,9 +1791,112 @@ async fn counters_stay_exact(backend: Backend) {
     }
 }
 
+// ---------------------------------------------------------------------
+// d. Numbered pages follow every change.
+
+/// Asserts that `page=3` and `page=4` of the listing (asked for in this
+/// order, twice, so that the second time each starts from where the server
+/// remembered it begins) are those pages of the cursor walk, which never
+/// uses the remembered starts, and say how many pages there are.
+async fn assert_deep_pages(api: &Caller, query: &str) {
+    let all = uuids(&api.every_contact(&listing_path(query, None)).await);
+    let pages = pages_for(all.len());
+    for page in [3, 4, 3, 4, 2] {
+        let reply = api.get(&listing_path(query, Some(page))).await;
+        reply.assert_status(200);
+        let from = (usize::try_from(page).expect("small") - 1) * PAGE_SIZE;
+        let from = from.min(all.len());
+        let to = (from + PAGE_SIZE).min(all.len());
+        assert_eq!(
+            uuids(contacts_of(&reply.body)),
+            all[from..to],
+            "{query}: page={page}"
+        );
+        assert_eq!(reply.body["meta"]["pages"], pages, "{query}: page={page}");
+    }
+}
+
+/// `page=N` starts where the server remembers the page begins
+/// (docs/storage.md, "Numbered pages"): every kind of change before it —
+/// a contact created, deleted, tagged, untagged or moved to another team,
+/// a tag deleted — moves the pages after it at once.
+async fn numbered_pages_follow_every_change(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 0).await;
+    let api = app.as_key(&app.key);
+    for tag in ["lead", "hot"] {
+        api.post("/tags", json!({"name": tag}))
+            .await
+            .assert_status(200);
+    }
+    let support = api.post("/teams", json!({"name": "Support"})).await;
+    support.assert_status(200);
+    let support = uuid_of(&support.body["team"]);
+    let mut created = Vec::new();
+    for n in 0..90 {
+        let tags = if n % 3 == 0 {
+            json!([])
+        } else {
+            json!(["lead"])
+        };
+        let contact = api
+            .create_contact(json!({"identifier": format!("+1 202 555 {n:04}"),
+                                   "source": "whatsapp", "name": format!("Number {n}"),
+                                   "tags": tags, "team_uuid": support}))
+            .await;
+        created.push(uuid_of(&contact));
+    }
+    let listings = [
+        String::new(),
+        "tags=lead".to_owned(),
+        format!("team_uuid={support}"),
+        "source=whatsapp".to_owned(),
+        "tags=lead,hot&tags_mode=any".to_owned(),
+    ];
+    let check = async |step: &str| {
+        for query in &listings {
+            println!("after {step}: {query}");
+            assert_deep_pages(&api, query).await;
+        }
+    };
+    check("the creates").await;
+
+    // The newest contacts are on page 1 of every listing.
+    let newest = |k: usize| created[created.len() - 1 - k].clone();
+    api.delete(&format!("/contacts/{}", newest(0)))
+        .await
+        .assert_status(200);
+    check("a delete").await;
+    let general = api.get("/teams").await;
+    general.assert_status(200);
+    let general = uuid_of(&general.body["teams"][0]);
+    let changes = [
+        ("a tag taken off", 1, json!({"tags": []})),
+        ("a tag put on", 3, json!({"tags": ["lead"]})),
+        ("one tag for another", 2, json!({"tags": ["hot"]})),
+        ("a team change", 4, json!({"team_uuid": general})),
+        // A change that moves nothing leaves every page where it was.
+        ("a rename", 5, json!({"name": "Renamed"})),
+    ];
+    for (step, k, change) in changes {
+        api.patch(&format!("/contacts/{}", newest(k)), change)
+            .await
+            .assert_status(200);
+        check(step).await;
+    }
+    api.create_contact(
+        json!({"identifier": "+1 202 555 9999", "source": "whatsapp",
+                              "name": "Newest", "tags": ["lead"], "team_uuid": support}),
+    )
+    .await;
+    check("a create").await;
+    api.delete("/tags/lead").await.assert_status(200);
+    check("the tag deleted").await;
+}
+
 on_both_backends!(
     a_database_of_the_first_schema_upgrades_in_place,
     q_finds_what_brute_force_finds,
     a_search_says_its_pages_along_a_cursor_walk,
     counters_stay_exact,
+    numbered_pages_follow_every_change,
 );

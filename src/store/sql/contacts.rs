@@ -628,6 +628,9 @@ pub(super) fn update(
         }
         row.field_values = encode_field_values(&values)?;
     }
+    if row.team_id != before.team_id || row.tag_ids != before.tag_ids {
+        counts.listings_changed(account);
+    }
     write_changed_columns(db, &before, &row)?;
     db.defer_counts(counts);
     render(row, &settings)
@@ -1089,9 +1092,9 @@ impl ContactStore for SqlStore {
         page_size: u32,
     ) -> StoreResult<ContactPage> {
         let filter = filter.clone();
-        let trigrams = self.trigrams.clone();
+        let memory = self.listing_memory.clone();
         self.read(move |db, cache| {
-            super::listing::list(db, cache, &trigrams, account, &filter, start, page_size)
+            super::listing::list(db, cache, &memory, account, &filter, start, page_size)
         })
         .await
     }

@@ -8,6 +8,9 @@
 //! updates each counter row once instead of 64 times, and concurrent
 //! PostgreSQL sessions lock those rows in the same order, at the end of
 //! their transactions.
+//!
+//! The same update bumps the account's `listing_version`, which tells the
+//! remembered page starts ([`super::anchors`]) that a listing changed.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +20,8 @@ use crate::store::{AccountId, StoreResult};
 /// Moves of the counters, by row id.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Counts {
+    /// Every account whose listings changed, even where the moves cancel
+    /// out (a contact created and deleted in one group commit).
     accounts: BTreeMap<i64, i64>,
     channels: BTreeMap<i64, i64>,
     teams: BTreeMap<i64, i64>,
@@ -41,6 +46,12 @@ impl Counts {
         for tag_id in tag_ids {
             self.tag(*tag_id, delta);
         }
+    }
+
+    /// A contact of the account changed its place in some listing without
+    /// coming or going (its tags or team changed).
+    pub(super) fn listings_changed(&mut self, account: AccountId) {
+        self.accounts.entry(account.0).or_default();
     }
 
     pub(super) fn team(&mut self, team_id: i64, delta: i64) {
@@ -78,11 +89,14 @@ impl Counts {
 
     /// Updates the counter rows: table by table, each in id order.
     pub(super) fn apply(self, db: &mut dyn Db) -> StoreResult<()> {
-        let tables: [(&str, BTreeMap<i64, i64>); 4] = [
-            (
-                "UPDATE accounts SET contact_count = contact_count + $1 WHERE id = $2",
-                self.accounts,
-            ),
+        for (id, delta) in self.accounts {
+            db.execute(
+                "UPDATE accounts SET contact_count = contact_count + $1,
+                 listing_version = listing_version + 1 WHERE id = $2",
+                &params![delta, id],
+            )?;
+        }
+        let tables: [(&str, BTreeMap<i64, i64>); 3] = [
             (
                 "UPDATE channels SET contact_count = contact_count + $1 WHERE id = $2",
                 self.channels,

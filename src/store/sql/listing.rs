@@ -8,9 +8,10 @@ use std::cmp::Reverse;
 use const_format::concatcp;
 
 use super::Backend;
+use super::anchors::{Listing, PageAnchors};
 use super::cache::{Seen, SettingsCache};
 use super::contacts::{ContactRow, render};
-use super::db::{Column, Db, SqlBuilder, params};
+use super::db::{Column, Db, SqlBuilder, params, row_struct};
 use super::trigrams::TrigramStats;
 use crate::domain::Timestamp;
 use crate::domain::identifier::digits_of;
@@ -216,20 +217,46 @@ enum Seqs {
     After(i64),
 }
 
+/// What listings keep in memory between requests, in each process.
+#[derive(Default)]
+pub struct ListingMemory {
+    pub trigrams: TrigramStats,
+    pub anchors: PageAnchors,
+}
+
+row_struct! {
+    /// The account's row as a listing reads it, in its snapshot.
+    struct AccountState {
+        contact_seq: i64,
+        contact_count: i64,
+        settings_version: i64,
+        listing_version: i64,
+    }
+}
+
 pub(super) fn list(
     db: &mut dyn Db,
     cache: &SettingsCache,
-    trigrams: &TrigramStats,
+    memory: &ListingMemory,
     account: AccountId,
     filter: &ContactFilter,
     start: PageStart,
     page_size: u32,
 ) -> StoreResult<ContactPage> {
-    let (contact_seq, contact_count, version): (i64, i64, i64) = db.one(
-        "SELECT contact_seq, contact_count, settings_version FROM accounts WHERE id = $1",
+    let state: AccountState = db.one(
+        concatcp!(
+            "SELECT ",
+            AccountState::COLUMNS,
+            " FROM accounts WHERE id = $1"
+        ),
         &params![account.0],
     )?;
-    let settings = cache.at_version(db, account, version, Seen::Committed)?;
+    let AccountState {
+        contact_seq,
+        contact_count,
+        ..
+    } = state;
+    let settings = cache.at_version(db, account, state.settings_version, Seen::Committed)?;
     let watermark = match start {
         PageStart::After { watermark, .. } => watermark,
         PageStart::Number(_) => contact_seq,
@@ -277,7 +304,7 @@ pub(super) fn list(
     // asked again.
     let trigram_matches = match (db.backend(), &mut plan.search) {
         (Backend::Sqlite, Some(search)) if search.trigrams => {
-            search.choose_trigrams(&mut |trigram| trigrams.contacts_with(db, trigram))?;
+            search.choose_trigrams(&mut |trigram| memory.trigrams.contacts_with(db, trigram))?;
             Some(search.find_candidates(db)?)
         }
         _ => None,
@@ -303,8 +330,35 @@ pub(super) fn list(
         Select::Rows,
         join,
     );
+    // How many contacts come before a numbered page; a listing without
+    // `q` starts it from the nearest start remembered for this version of
+    // the listing (see anchors.rs).
+    let offset = match start {
+        PageStart::Number(number) => i64::from(number.saturating_sub(1)) * i64::from(page_size),
+        PageStart::After { .. } => 0,
+    };
+    let remembered = matches!(start, PageStart::Number(_)) && plan.search.is_none();
+    let remembered = remembered.then(|| {
+        let version = (contact_seq, state.settings_version, state.listing_version);
+        (listing_of(&plan), version)
+    });
+    // The page: the contacts after `after` (a cursor, or a remembered
+    // start), less the first `skip` of them.
+    let (after, skip) = match (start, &remembered) {
+        (PageStart::After { position, .. }, _) => (Some(position), 0),
+        (PageStart::Number(_), Some((listing, version))) => {
+            match memory.anchors.nearest(listing, *version, offset) {
+                Some((start, before)) => (Some(before), offset - start),
+                None => (None, offset),
+            }
+        }
+        (PageStart::Number(_), None) => (None, offset),
+    };
+    // Stepping over contacts, the last one stepped over is read too: where
+    // this page starts, remembered for the next time it is asked for.
+    let reads_before = skip > 0 && remembered.is_some();
     let (created, seq) = order_columns(walk);
-    if let PageStart::After { position, .. } = start {
+    if let Some(position) = after {
         page.push(" AND (")
             .push(created)
             .push(", ")
@@ -320,22 +374,31 @@ pub(super) fn list(
         .push(" DESC, ")
         .push(seq)
         .push(" DESC LIMIT ")
-        .param(i64::from(page_size) + 1);
-    if let PageStart::Number(number) = start {
-        let offset = i64::from(number.saturating_sub(1)) * i64::from(page_size);
-        page.push(" OFFSET ").param(offset);
+        .param(i64::from(page_size) + 1 + i64::from(reads_before));
+    if skip > 0 {
+        page.push(" OFFSET ").param(skip - i64::from(reads_before));
     }
     let mut rows: Vec<ContactRow> = db.all(page.sql(), page.params())?;
+    if reads_before && !rows.is_empty() {
+        let before = rows.remove(0);
+        if let Some((listing, version)) = &remembered {
+            memory
+                .anchors
+                .remember(listing, *version, offset, position_of(&before));
+        }
+    }
     let has_more = rows.len() > page_size as usize;
     rows.truncate(page_size as usize);
 
     let next = match rows.last() {
-        Some(last) if has_more => Some(ContactPosition {
-            created_at: last.created_at,
-            seq: last.seq,
-        }),
+        Some(last) if has_more => Some(position_of(last)),
         _ => None,
     };
+    if let (Some(next), Some((listing, version))) = (next, &remembered) {
+        memory
+            .anchors
+            .remember(listing, *version, offset + i64::from(page_size), next);
+    }
     let contacts = rows
         .into_iter()
         .map(|row| render(row, &settings))
@@ -360,6 +423,26 @@ pub(super) fn list(
         watermark,
         next,
     })
+}
+
+/// The listing `plan` pages through, as the remembered page starts know it.
+fn listing_of(plan: &Plan) -> Listing {
+    let mut tags = plan.tags.clone();
+    tags.sort_unstable();
+    Listing {
+        account: plan.account,
+        source: plan.source,
+        team_id: plan.team_id,
+        tags,
+        tags_mode: plan.tags_mode,
+    }
+}
+
+fn position_of(row: &ContactRow) -> ContactPosition {
+    ContactPosition {
+        created_at: row.created_at,
+        seq: row.seq,
+    }
 }
 
 /// A page of the trigram walk (SQLite only, with at most
@@ -921,7 +1004,7 @@ mod tests {
             list(
                 &mut db,
                 &cache,
-                &TrigramStats::default(),
+                &ListingMemory::default(),
                 account,
                 &filter,
                 start,

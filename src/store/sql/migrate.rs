@@ -33,12 +33,14 @@ pub const SQLITE: &[Migration] = &[
         "search merges, settings indexes",
         "sqlite/0003_search_merges_settings_indexes.sql"
     ),
+    migration!(4, "listing version", "sqlite/0004_listing_version.sql"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
     migration!(1, "init", "postgres/0001_init.sql"),
     migration!(2, "fast listings", "postgres/0002_fast_listings.sql"),
     migration!(3, "settings indexes", "postgres/0003_settings_indexes.sql"),
+    migration!(4, "listing version", "postgres/0004_listing_version.sql"),
 ];
 
 /// Any fixed number: it only has to keep two bellbook processes from

@@ -9,6 +9,7 @@
 //! thread for PostgreSQL. Writes run on the group-commit writer.
 
 mod admin;
+mod anchors;
 mod cache;
 mod contacts;
 mod counts;
@@ -85,7 +86,7 @@ pub struct SqlStore {
     readers: Readers,
     writer: Writer,
     cache: Arc<SettingsCache>,
-    trigrams: Arc<trigrams::TrigramStats>,
+    listing_memory: Arc<listing::ListingMemory>,
 }
 
 fn pool<M: r2d2::ManageConnection>(manager: M) -> r2d2::Pool<M> {
@@ -148,7 +149,7 @@ impl SqlStore {
             readers,
             writer: Writer::start(db, connect)?,
             cache: Arc::new(SettingsCache::default()),
-            trigrams: Arc::new(trigrams::TrigramStats::default()),
+            listing_memory: Arc::default(),
         })
     }
 
