@@ -337,21 +337,21 @@ pub(super) fn list(
         PageStart::Number(number) => i64::from(number.saturating_sub(1)) * i64::from(page_size),
         PageStart::After { .. } => 0,
     };
-    let remembered = matches!(start, PageStart::Number(_)) && plan.search.is_none();
-    let remembered = remembered.then(|| {
-        let version = (contact_seq, state.settings_version, state.listing_version);
-        (listing_of(&plan), version)
-    });
+    let remembered = match start {
+        PageStart::Number(_) if plan.search.is_none() => {
+            let version = (contact_seq, state.settings_version, state.listing_version);
+            Some((listing_of(&plan), version))
+        }
+        _ => None,
+    };
+    let nearest = remembered
+        .as_ref()
+        .and_then(|(listing, version)| memory.anchors.nearest(listing, *version, offset));
     // The page: the contacts after `after` (a cursor, or a remembered
     // start), less the first `skip` of them.
-    let (after, skip) = match (start, &remembered) {
+    let (after, skip) = match (start, nearest) {
         (PageStart::After { position, .. }, _) => (Some(position), 0),
-        (PageStart::Number(_), Some((listing, version))) => {
-            match memory.anchors.nearest(listing, *version, offset) {
-                Some((start, before)) => (Some(before), offset - start),
-                None => (None, offset),
-            }
-        }
+        (PageStart::Number(_), Some((start, before))) => (Some(before), offset - start),
         (PageStart::Number(_), None) => (None, offset),
     };
     // Stepping over contacts, the last one stepped over is read too: where
