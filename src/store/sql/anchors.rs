@@ -87,13 +87,21 @@ impl PageAnchors {
         let Ok(mut listings) = self.listings.lock() else {
             return;
         };
-        if !listings.contains_key(listing) && listings.len() >= LISTINGS {
-            listings.clear();
+        // Looked up before inserting: every first page remembers where the
+        // second begins, and `entry` would clone the key each time.
+        if !listings.contains_key(listing) {
+            if listings.len() >= LISTINGS {
+                listings.clear();
+            }
+            let fresh = Starts {
+                version,
+                before: BTreeMap::new(),
+            };
+            listings.insert(listing.clone(), fresh);
         }
-        let starts = listings.entry(listing.clone()).or_insert_with(|| Starts {
-            version,
-            before: BTreeMap::new(),
-        });
+        let Some(starts) = listings.get_mut(listing) else {
+            return;
+        };
         if starts.version != version {
             // A read in an older snapshot than the kept places' must not
             // replace them with its own; a newer one does.
