@@ -2,8 +2,11 @@
 //! variables, overridden by command-line flags (clap does the layering).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
+
+use crate::webhooks::{AddressPolicy, WebhookSettings};
 
 /// Where the database is when nothing says otherwise: a file beside you.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./bellbook.db";
@@ -47,6 +50,28 @@ pub struct ServeArgs {
     /// process on the same database; without it each process limits alone.
     #[arg(long, env = "BELLBOOK_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Let webhooks reach loopback, private, link-local and other internal
+    /// addresses (refused by default).
+    #[arg(long, env = "BELLBOOK_ALLOW_PRIVATE_WEBHOOKS")]
+    pub allow_private_webhooks: bool,
+
+    /// How long a webhook delivery is retried before it is recorded as
+    /// failed, in hours.
+    #[arg(long, env = "BELLBOOK_WEBHOOK_RETRY_HOURS", default_value_t = 24)]
+    pub webhook_retry_hours: u64,
+
+    /// How long one webhook delivery attempt may take, in seconds.
+    #[arg(long, env = "BELLBOOK_WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
+
+    /// How long events are kept for the change feed (`GET /v1/events`), in days.
+    #[arg(long, env = "BELLBOOK_EVENT_RETENTION_DAYS", default_value_t = 7)]
+    pub event_retention_days: u64,
+
+    /// Do not deliver webhooks from this process (another one does).
+    #[arg(long, env = "BELLBOOK_NO_WEBHOOK_WORKER")]
+    pub no_webhook_worker: bool,
 }
 
 /// What the server needs to start, however it was configured.
@@ -58,6 +83,9 @@ pub struct Settings {
     pub rate_limit_rps: u32,
     pub max_body_bytes: usize,
     pub redis_url: Option<String>,
+    pub webhooks: WebhookSettings,
+    /// Whether `serve` runs the webhook delivery worker.
+    pub deliver_webhooks: bool,
 }
 
 impl Settings {
@@ -70,6 +98,8 @@ impl Settings {
             rate_limit_rps: 300,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             redis_url: None,
+            webhooks: WebhookSettings::default(),
+            deliver_webhooks: true,
         }
     }
 }
@@ -83,6 +113,16 @@ impl From<&ServeArgs> for Settings {
             rate_limit_rps: args.rate_limit_rps,
             max_body_bytes: args.max_body_bytes,
             redis_url: args.redis_url.clone(),
+            webhooks: WebhookSettings {
+                policy: AddressPolicy {
+                    allow_private: args.allow_private_webhooks,
+                },
+                timeout: Duration::from_secs(args.webhook_timeout_secs.max(1)),
+                retry_for: Duration::from_secs(args.webhook_retry_hours.saturating_mul(3600)),
+                retention: Duration::from_secs(args.event_retention_days.saturating_mul(86_400)),
+                ..WebhookSettings::default()
+            },
+            deliver_webhooks: !args.no_webhook_worker,
         }
     }
 }

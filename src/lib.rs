@@ -16,6 +16,7 @@ pub mod import;
 pub mod logging;
 pub mod ratelimit;
 pub mod store;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -35,6 +36,8 @@ pub enum StartError {
     Randomness(#[from] getrandom::Error),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("webhook client: {0}")]
+    Http(#[from] reqwest::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -55,6 +58,8 @@ pub struct App {
     store: Arc<SqlStore>,
     first_run: Option<FirstRun>,
     public_url: String,
+    webhooks: Arc<webhooks::Worker>,
+    deliver_webhooks: bool,
 }
 
 impl App {
@@ -87,11 +92,18 @@ impl App {
             }
             None => ratelimit::RateLimiter::local(settings.rate_limit_rps),
         };
+        let links = api::views::Links::new(&public_url);
+        store.record_events_with(Arc::new(webhooks::Payloads::new(links.clone())));
+        let webhooks = Arc::new(webhooks::Worker::new(
+            store.clone(),
+            settings.webhooks.clone(),
+        )?);
         let state = Arc::new(api::AppContext {
             store: store.clone(),
-            links: api::views::Links::new(&public_url),
+            links,
             cursors: cursor::CursorSigner::new(&cursor_key),
             limiter,
+            webhook_policy: settings.webhooks.policy,
         });
         Ok(App {
             listener,
@@ -99,6 +111,8 @@ impl App {
             store,
             first_run,
             public_url,
+            webhooks,
+            deliver_webhooks: settings.deliver_webhooks,
         })
     }
 
@@ -119,6 +133,12 @@ impl App {
         self.store.clone()
     }
 
+    /// The webhook delivery worker (tests drive it with
+    /// [`webhooks::Worker::run_step`]).
+    pub fn webhooks(&self) -> Arc<webhooks::Worker> {
+        self.webhooks.clone()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets
     /// in-flight requests finish, and closes the database.
     pub async fn run_until(
@@ -128,9 +148,20 @@ impl App {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        // The worker stops with the server: shutdown is shared.
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = self.deliver_webhooks.then(|| {
+            tokio::spawn(self.webhooks.clone().run(async {
+                let _ = worker_stopped.await;
+            }))
+        });
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
+        let _ = stop_worker.send(());
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
         self.store.close().await;
         served
     }

@@ -70,9 +70,25 @@ enum Command {
         /// (one JSON object per line).
         #[arg(long)]
         errors: Option<std::path::PathBuf>,
+        /// Record a `contact_created` event for every imported contact, for
+        /// the change feed and the account's webhook (off: an import is
+        /// usually a migration, not news).
+        #[arg(long)]
+        emit_events: bool,
+        /// Base of the `href` links in those events' payloads: the public
+        /// address of the server that will deliver them.
+        #[arg(
+            long,
+            env = "BELLBOOK_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        public_url: String,
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Webhook deliveries (docs/webhooks.md).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Copy a SQLite database, consistent at one instant, to a new file.
     Backup {
         /// The file to write; it must not exist yet.
@@ -98,6 +114,16 @@ enum AccountsCommand {
     },
     /// List accounts.
     List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// Per account: deliveries pending, how many of them have failed at
+    /// least once, and the age of the oldest.
+    Status {
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -186,8 +212,23 @@ async fn run() -> ExitCode {
             file,
             account,
             errors,
+            emit_events,
+            public_url,
             database,
-        } => import(&file, account.as_deref(), errors.as_deref(), &database).await,
+        } => {
+            let events = emit_events.then_some(public_url.as_str());
+            import(
+                &file,
+                account.as_deref(),
+                errors.as_deref(),
+                events,
+                &database,
+            )
+            .await
+        }
+        Command::Webhooks(WebhooksCommand::Status { database }) => {
+            done(webhook_status(&database).await)
+        }
         Command::Backup { to, database } => done(backup(&database, &to).await),
     };
     match outcome {
@@ -227,6 +268,30 @@ async fn serve(args: ServeArgs) -> CliResult {
     );
     app.run_until(shutdown).await?;
     tracing::info!("bellbook stopped");
+    Ok(())
+}
+
+async fn webhook_status(database: &DatabaseArgs) -> CliResult {
+    use bellbook::store::WebhookStore;
+
+    let store = open(database).await?;
+    let backlog = store.webhook_backlog().await?;
+    store.close().await;
+    if backlog.is_empty() {
+        println!("no deliveries pending");
+        return Ok(());
+    }
+    let now = Timestamp::now().unix();
+    println!("account\tpending\tfailing\toldest pending (seconds ago)");
+    for account in backlog {
+        let age = account
+            .oldest
+            .map_or_else(|| "-".to_owned(), |t| (now - t.unix()).max(0).to_string());
+        println!(
+            "{} ({})\t{}\t{}\t{}",
+            account.account_name, account.account_uuid, account.pending, account.failing, age
+        );
+    }
     Ok(())
 }
 
@@ -396,10 +461,13 @@ async fn copy(from: &str, to: &str) -> CliResult {
 /// Rejected lines printed on the terminal; the rest go to `--errors` only.
 const REJECTIONS_SHOWN: u64 = 100;
 
+/// `events`: the public URL for the payloads of the events to record, or
+/// `None` to record none.
 async fn import(
     file: &str,
     account: Option<&str>,
     errors: Option<&std::path::Path>,
+    events: Option<&str>,
     database: &DatabaseArgs,
 ) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     use std::io::{BufReader, BufWriter, Write};
@@ -408,6 +476,11 @@ async fn import(
     use indicatif::{ProgressBar, ProgressStyle};
 
     let store = open(database).await?;
+    if let Some(public_url) = events {
+        store.record_events_with(std::sync::Arc::new(bellbook::webhooks::Payloads::new(
+            bellbook::api::views::Links::new(public_url),
+        )));
+    }
     let account = match account {
         Some(wanted) => store
             .find_account(wanted)

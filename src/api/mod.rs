@@ -9,6 +9,7 @@ pub mod json;
 pub mod openapi;
 pub mod settings;
 pub mod views;
+pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct AppContext {
     pub links: Links,
     pub cursors: CursorSigner,
     pub limiter: RateLimiter,
+    /// Which webhook URLs subscribe accepts.
+    pub webhook_policy: crate::webhooks::AddressPolicy,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -114,6 +117,11 @@ route_table! {
     get    "/funnels/{uuid}"                            => settings::funnels::get;
     patch  "/funnels/{uuid}"                            => settings::funnels::update;
     delete "/funnels/{uuid}"                            => settings::funnels::delete;
+
+    post   "/webhooks/subscribe"                        => webhooks::subscribe;
+    delete "/webhooks/unsubscribe"                      => webhooks::unsubscribe;
+    get    "/webhooks/events"                           => webhooks::events;
+    get    "/events"                                    => webhooks::feed;
 }
 
 /// The whole HTTP application.

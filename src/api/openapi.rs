@@ -14,7 +14,7 @@ use utoipa::openapi::{ArrayBuilder, ContentBuilder, KnownFormat, RefOr, Response
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::contacts::{IdentifierText, TagNames};
-use super::{account, contacts, conversations, settings};
+use super::{account, contacts, conversations, settings, webhooks};
 use crate::domain::contact::BotCommand;
 use crate::domain::{CustomFieldType, FunnelId, PublicId, Source, Timestamp};
 use crate::error::ErrorBody;
@@ -81,8 +81,17 @@ use crate::error::ErrorBody;
         settings::funnels::get,
         settings::funnels::update,
         settings::funnels::delete,
+        webhooks::subscribe,
+        webhooks::unsubscribe,
+        webhooks::events,
+        webhooks::feed,
     ),
-    components(schemas(ErrorBody, crate::store::TagsMode)),
+    components(schemas(
+        ErrorBody,
+        crate::store::TagsMode,
+        crate::webhooks::payloads::ConversationPayload,
+        crate::webhooks::payloads::DeletedPayload,
+    )),
     modifiers(&Conventions),
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@
 pub mod contact;
 pub mod custom_field;
 pub mod email;
+pub mod event;
 pub mod identifier;
 pub mod ids;
 pub mod settings;
@@ -11,6 +12,7 @@ pub mod source;
 pub mod time;
 
 pub use custom_field::{CustomFieldType, CustomFieldValue};
+pub use event::EventName;
 pub use identifier::Identifier;
 pub use ids::{FunnelId, PublicId};
 pub use source::Source;

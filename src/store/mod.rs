@@ -12,7 +12,7 @@ use crate::domain::contact::{ContactChanges, ContactRecord, NewContact};
 use crate::domain::settings::{
     AccountSettings, Bot, Channel, CustomField, Funnel, Tag, Team, User,
 };
-use crate::domain::{Conflict, CustomFieldType, FunnelId, PublicId, Source, Timestamp};
+use crate::domain::{Conflict, CustomFieldType, EventName, FunnelId, PublicId, Source, Timestamp};
 
 pub use snapshot::{AccountSnapshot, ContactSnapshot};
 pub use sql::{Backend, CopyError, CopyProgress, CopySummary, Imported, SqlStore};
@@ -463,7 +463,161 @@ pub trait ContactStore: Send + Sync {
     ) -> StoreResult<MessagePage>;
 }
 
-/// Everything bellbook keeps.
-pub trait Store: AdminStore + SettingsStore + ContactStore {}
+/// How the payload of each event is written (the API's own JSON shapes,
+/// with links on the public address): given to the store by whoever
+/// serves the API ([`SqlStore::record_events_with`]).
+pub trait EventPayloads: Send + Sync {
+    /// The Contact object.
+    fn contact(&self, contact: &ContactRecord) -> serde_json::Result<String>;
+    /// `{source, href, contact, createdAt, closedAt, closingReason}`.
+    fn conversation(&self, contact: &ContactRecord) -> serde_json::Result<String>;
+    /// `{uuid, deleted}`.
+    fn deleted(&self, uuid: PublicId) -> serde_json::Result<String>;
+}
 
-impl<T: AdminStore + SettingsStore + ContactStore> Store for T {}
+/// An account's webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRecord {
+    pub url: String,
+    pub subscriptions: Vec<EventName>,
+    /// The HMAC key deliveries are signed with.
+    pub secret: String,
+    pub created_at: Timestamp,
+}
+
+/// An event as the change feed lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub name: EventName,
+    /// JSON text.
+    pub payload: String,
+    pub created_at: Timestamp,
+}
+
+/// One delivery attempt, as `GET /webhooks/events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub event: EventName,
+    /// JSON text.
+    pub payload: String,
+    /// `None` when no answer came.
+    pub code: Option<i64>,
+    /// A JSON object.
+    pub headers: String,
+    pub body: String,
+    pub success: bool,
+    pub created_at: Timestamp,
+}
+
+/// Which attempts `GET /webhooks/events` lists.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptFilter {
+    pub success: Option<bool>,
+    /// Only these events (all when empty).
+    pub events: Vec<EventName>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptPage {
+    pub attempts: Vec<AttemptRecord>,
+    pub total: i64,
+}
+
+/// A delivery a worker has claimed: the event, where it goes, and the
+/// claim that lets it record the outcome.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub account: AccountId,
+    pub account_uuid: PublicId,
+    pub seq: i64,
+    pub name: EventName,
+    pub payload: String,
+    pub created_at: Timestamp,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub url: String,
+    pub secret: String,
+    pub claim: String,
+}
+
+/// What came of one attempt, and what happens next.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub code: Option<i64>,
+    pub headers: String,
+    pub body: String,
+    pub success: bool,
+    pub at: Timestamp,
+    /// `Some(unix ms)`: try again then; `None`: the delivery is over
+    /// (succeeded, or failed for good).
+    pub retry_at_ms: Option<i64>,
+}
+
+/// An account's deliveries not yet done, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookBacklog {
+    pub account_uuid: PublicId,
+    pub account_name: String,
+    pub pending: i64,
+    /// Pending deliveries that have failed at least once.
+    pub failing: i64,
+    /// When the oldest pending event was committed.
+    pub oldest: Option<Timestamp>,
+}
+
+/// Webhooks, their deliveries and the change feed (docs/webhooks.md).
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Creates or replaces the account's webhook. Deliveries already
+    /// pending go to it as it now is.
+    async fn subscribe(&self, account: AccountId, webhook: &WebhookRecord) -> StoreResult<()>;
+    /// Removes the webhook and the deliveries still pending for it.
+    async fn unsubscribe(&self, account: AccountId) -> StoreResult<()>;
+    async fn webhook(&self, account: AccountId) -> StoreResult<Option<WebhookRecord>>;
+    /// Newest first.
+    async fn webhook_attempts(
+        &self,
+        account: AccountId,
+        filter: &AttemptFilter,
+        page: u32,
+        items: u32,
+    ) -> StoreResult<AttemptPage>;
+    /// The account's events after `after`, in commit order.
+    async fn events_after(
+        &self,
+        account: AccountId,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>>;
+    /// Resolves when this process has committed events, or after
+    /// `timeout` (events committed by other processes are seen by asking
+    /// again).
+    async fn wait_for_events(&self, timeout: std::time::Duration);
+    /// Accounts that have a webhook.
+    async fn webhook_accounts(&self) -> StoreResult<Vec<AccountId>>;
+    /// Claims up to `limit` of the account's due deliveries until
+    /// `claimed_until_ms`, each the earliest pending one of its contact.
+    async fn claim_deliveries(
+        &self,
+        account: AccountId,
+        now_ms: i64,
+        claimed_until_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Records an attempt of a claimed delivery and what follows it.
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        outcome: &AttemptOutcome,
+    ) -> StoreResult<()>;
+    /// Deletes events committed before `before` whose deliveries are done,
+    /// with their attempts; answers how many.
+    async fn purge_events(&self, before: Timestamp) -> StoreResult<u64>;
+    async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>>;
+}
+
+/// Everything bellbook keeps.
+pub trait Store: AdminStore + SettingsStore + ContactStore + WebhookStore {}
+
+impl<T: AdminStore + SettingsStore + ContactStore + WebhookStore> Store for T {}

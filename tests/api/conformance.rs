@@ -119,6 +119,27 @@ pub fn check(method: &str, url_path: &str, status: u16, body: &Value, text: &str
     }
 }
 
+/// Panics when `value` does not validate against the document's
+/// component schema `name`.
+pub fn check_schema(name: &str, value: &Value) {
+    let document = document();
+    assert!(
+        !document.json["components"]["schemas"][name].is_null(),
+        "the document has no schema {name}"
+    );
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": document.json["components"],
+        "$ref": format!("#/components/schemas/{name}"),
+    });
+    let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{value} is not a {name}: {errors:?}");
+}
+
 #[test]
 fn a_response_that_contradicts_the_document_is_caught() {
     let wrong_type = std::panic::catch_unwind(|| {

@@ -233,6 +233,8 @@ async fn paths_to_read(app: &TestApp, key: &str) -> Vec<String> {
         "/contacts?q=contact%201",
         "/contacts?q=333%200",
         "/contacts?include_field_types=true&page=2",
+        "/events?limit=1000",
+        "/webhooks/events",
     ]
     .map(str::to_owned)
     .to_vec();
@@ -295,8 +297,17 @@ async fn a_copy_answers_every_read_as_the_original(backend: Backend) {
     let settings = |s: &mut bellbook::Settings| {
         s.public_url = Some(PUBLIC_URL.to_owned());
         s.rate_limit_rps = 0;
+        // The webhook below points nowhere reachable; nothing delivers.
+        s.deliver_webhooks = false;
     };
     let source = TestApp::spawn_with(backend, settings).await;
+    source
+        .post(
+            "/webhooks/subscribe",
+            json!({"url": "https://93.184.216.34/hook", "subscriptions": ["contact_created"]}),
+        )
+        .await
+        .assert_status(200);
     let second = populate(&source).await;
     let mut paths = Vec::new();
     for key in [&source.key, &second] {
@@ -339,6 +350,16 @@ async fn a_copy_answers_every_read_as_the_original(backend: Backend) {
     .await;
     let newest = back.get("/contacts").await;
     assert_eq!(newest.body["contacts"][0]["name"], "After");
+    // Its event follows the copied ones, and its delivery is queued for
+    // the copied webhook.
+    let feed = back.get("/events?limit=1000").await.body;
+    let events = feed["events"].as_array().expect("events");
+    let last = events.last().expect("events");
+    assert_eq!(last["payload"]["name"], "After");
+    assert_eq!(last["id"], events.len().to_string());
+    let backlog = back.store.webhook_backlog().await.expect("backlog");
+    let pending = source.store.webhook_backlog().await.expect("backlog")[0].pending;
+    assert_eq!(backlog[0].pending, pending + 1);
     let third = back.create_account("third").await;
     back.as_key(&third).get("/auth/me").await.assert_status(200);
 }

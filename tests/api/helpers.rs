@@ -149,6 +149,9 @@ pub struct TestApp {
     pub key: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
+    /// The webhook worker; tests that turn `deliver_webhooks` off drive it
+    /// with `run_step`.
+    pub webhooks: Arc<bellbook::webhooks::Worker>,
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -218,6 +221,7 @@ impl TestApp {
             (None, None) => panic!("a fresh database creates a first account"),
         };
         let store = app.store();
+        let webhooks = app.webhooks();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -230,6 +234,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             store,
+            webhooks,
             database_url: url,
             shutdown: Some(shutdown),
             server: Some(server),

@@ -22,3 +22,4 @@ mod openapi;
 mod process;
 mod settings;
 mod storage;
+mod webhooks;

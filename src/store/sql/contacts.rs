@@ -25,7 +25,7 @@ use crate::domain::contact::{
 };
 use crate::domain::settings::AccountSettings;
 use crate::domain::{
-    Conflict, CustomFieldValue, FieldError, PublicId, Source, Timestamp, fold_case,
+    Conflict, CustomFieldValue, EventName, FieldError, PublicId, Source, Timestamp, fold_case,
 };
 use crate::store::{
     AccountId, ContactFilter, ContactPage, ContactStore, MessageKind, MessagePage, MessageRecord,
@@ -732,15 +732,17 @@ pub(super) fn delete(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> Sto
 }
 
 /// Closes the conversation; closing a closed one keeps the first time.
+/// Answers the contact and whether the conversation was open.
 pub(super) fn close_conversation(
     db: &mut dyn Db,
     cache: &SettingsCache,
     account: AccountId,
     uuid: PublicId,
     at: Timestamp,
-) -> StoreResult<ContactRecord> {
+) -> StoreResult<(ContactRecord, bool)> {
     let mut row = lock_contact(db, account, uuid, at)?;
-    if row.closed_at.is_none() {
+    let closing = row.closed_at.is_none();
+    if closing {
         db.execute(
             "UPDATE contacts SET closed_at = $1 WHERE id = $2",
             &params![at, row.id],
@@ -749,18 +751,20 @@ pub(super) fn close_conversation(
         record_event(db, row.id, "Conversation was closed".to_owned(), at)?;
     }
     let settings = cache.current(db, account, Seen::Uncommitted)?;
-    render(row, &settings)
+    Ok((render(row, &settings)?, closing))
 }
 
+/// Answers the contact and whether the conversation was closed.
 pub(super) fn open_conversation(
     db: &mut dyn Db,
     cache: &SettingsCache,
     account: AccountId,
     uuid: PublicId,
     at: Timestamp,
-) -> StoreResult<ContactRecord> {
+) -> StoreResult<(ContactRecord, bool)> {
     let mut row = lock_contact(db, account, uuid, at)?;
-    if row.closed_at.is_some() {
+    let opening = row.closed_at.is_some();
+    if opening {
         db.execute(
             "UPDATE contacts SET closed_at = NULL WHERE id = $1",
             &params![row.id],
@@ -769,7 +773,7 @@ pub(super) fn open_conversation(
         record_event(db, row.id, "Conversation was reopened".to_owned(), at)?;
     }
     let settings = cache.current(db, account, Seen::Uncommitted)?;
-    render(row, &settings)
+    Ok((render(row, &settings)?, opening))
 }
 
 pub(super) fn set_funnel(
@@ -802,13 +806,15 @@ pub(super) fn set_funnel(
     render(row, &settings)
 }
 
+/// Answers the note and the contact it was added to.
 pub(super) fn add_note(
     db: &mut dyn Db,
+    cache: &SettingsCache,
     account: AccountId,
     uuid: PublicId,
     text: &str,
     at: Timestamp,
-) -> StoreResult<MessageRecord> {
+) -> StoreResult<(MessageRecord, ContactRecord)> {
     let row = lock_contact(db, account, uuid, at)?;
     let note = MessageRecord {
         uuid: PublicId::time_ordered(),
@@ -817,7 +823,8 @@ pub(super) fn add_note(
         created_at: at,
     };
     insert_message(db, row.id, &note)?;
-    Ok(note)
+    let settings = cache.current(db, account, Seen::Uncommitted)?;
+    Ok((note, render(row, &settings)?))
 }
 
 fn read_row(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> StoreResult<ContactRow> {
@@ -1040,8 +1047,16 @@ impl ContactStore for SqlStore {
         contact: &NewContact,
     ) -> StoreResult<ContactRecord> {
         let contact = contact.clone();
-        self.write(move |db, cache| insert(db, cache, account, &contact))
-            .await
+        let events = self.events.clone();
+        let created = self
+            .write(move |db, cache| {
+                let created = insert(db, cache, account, &contact)?;
+                events.contact(db, account, EventName::ContactCreated, &created)?;
+                Ok(created)
+            })
+            .await?;
+        self.events.signal();
+        Ok(created)
     }
 
     async fn update_contact(
@@ -1052,8 +1067,16 @@ impl ContactStore for SqlStore {
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
         let changes = changes.clone();
-        self.write(move |db, cache| update(db, cache, account, uuid, &changes, at))
-            .await
+        let events = self.events.clone();
+        let updated = self
+            .write(move |db, cache| {
+                let updated = update(db, cache, account, uuid, &changes, at)?;
+                events.contact(db, account, EventName::ContactUpdated, &updated)?;
+                Ok(updated)
+            })
+            .await?;
+        self.events.signal();
+        Ok(updated)
     }
 
     async fn contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<ContactRecord> {
@@ -1104,12 +1127,39 @@ impl ContactStore for SqlStore {
         account: AccountId,
         contacts: Vec<NewContact>,
     ) -> StoreResult<Vec<Imported>> {
-        self.write(move |db, _| insert_many(db, account, &contacts))
-            .await
+        let events = self.events.clone();
+        let imported = self
+            .write(move |db, cache| {
+                let imported = insert_many(db, account, &contacts)?;
+                if events.recording() {
+                    let created = contacts
+                        .iter()
+                        .zip(&imported)
+                        .filter(|(_, outcome)| matches!(outcome, Imported::Created));
+                    for (contact, _) in created {
+                        let row = read_row(db, account, contact.uuid)?;
+                        let settings = cache.current(db, account, Seen::Uncommitted)?;
+                        let record = render(row, &settings)?;
+                        events.contact(db, account, EventName::ContactCreated, &record)?;
+                    }
+                }
+                Ok(imported)
+            })
+            .await?;
+        self.events.signal();
+        Ok(imported)
     }
 
     async fn delete_contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<()> {
-        self.write(move |db, _| delete(db, account, uuid)).await
+        let events = self.events.clone();
+        self.write(move |db, _| {
+            delete(db, account, uuid)?;
+            events.deleted(db, account, uuid)?;
+            Ok(())
+        })
+        .await?;
+        self.events.signal();
+        Ok(())
     }
 
     async fn close_conversation(
@@ -1118,8 +1168,18 @@ impl ContactStore for SqlStore {
         uuid: PublicId,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        self.write(move |db, cache| close_conversation(db, cache, account, uuid, at))
-            .await
+        let events = self.events.clone();
+        let closed = self
+            .write(move |db, cache| {
+                let (closed, closing) = close_conversation(db, cache, account, uuid, at)?;
+                if closing {
+                    events.contact(db, account, EventName::ConversationClosed, &closed)?;
+                }
+                Ok(closed)
+            })
+            .await?;
+        self.events.signal();
+        Ok(closed)
     }
 
     async fn open_conversation(
@@ -1128,8 +1188,18 @@ impl ContactStore for SqlStore {
         uuid: PublicId,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        self.write(move |db, cache| open_conversation(db, cache, account, uuid, at))
-            .await
+        let events = self.events.clone();
+        let opened = self
+            .write(move |db, cache| {
+                let (opened, opening) = open_conversation(db, cache, account, uuid, at)?;
+                if opening {
+                    events.contact(db, account, EventName::ConversationOpened, &opened)?;
+                }
+                Ok(opened)
+            })
+            .await?;
+        self.events.signal();
+        Ok(opened)
     }
 
     async fn set_funnel(
@@ -1139,8 +1209,16 @@ impl ContactStore for SqlStore {
         funnel_id: Option<i64>,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        self.write(move |db, cache| set_funnel(db, cache, account, uuid, funnel_id, at))
-            .await
+        let events = self.events.clone();
+        let moved = self
+            .write(move |db, cache| {
+                let moved = set_funnel(db, cache, account, uuid, funnel_id, at)?;
+                events.contact(db, account, EventName::ContactUpdated, &moved)?;
+                Ok(moved)
+            })
+            .await?;
+        self.events.signal();
+        Ok(moved)
     }
 
     async fn add_note(
@@ -1151,8 +1229,16 @@ impl ContactStore for SqlStore {
         at: Timestamp,
     ) -> StoreResult<MessageRecord> {
         let text = text.to_owned();
-        self.write(move |db, _| add_note(db, account, uuid, &text, at))
-            .await
+        let events = self.events.clone();
+        let note = self
+            .write(move |db, cache| {
+                let (note, contact) = add_note(db, cache, account, uuid, &text, at)?;
+                events.contact(db, account, EventName::ContactUpdated, &contact)?;
+                Ok(note)
+            })
+            .await?;
+        self.events.signal();
+        Ok(note)
     }
 
     async fn list_messages(

@@ -87,14 +87,47 @@ impl Counts {
         }
     }
 
-    /// Updates the counter rows: table by table, each in id order.
-    pub(super) fn apply(self, db: &mut dyn Db) -> StoreResult<()> {
+    /// Updates the counter rows: table by table, each in id order. The
+    /// account rows also hand out the numbers of `events` (how many each
+    /// account's commit writes): one pass over them in id order, so that
+    /// concurrent PostgreSQL sessions lock them in the same order. Answers
+    /// the first event number of each account that has events.
+    pub(super) fn apply(
+        self,
+        db: &mut dyn Db,
+        events: &BTreeMap<i64, i64>,
+    ) -> StoreResult<BTreeMap<i64, i64>> {
+        let mut accounts: BTreeMap<i64, (Option<i64>, i64)> = BTreeMap::new();
         for (id, delta) in self.accounts {
-            db.execute(
+            accounts.entry(id).or_default().0 = Some(delta);
+        }
+        for (id, count) in events {
+            accounts.entry(*id).or_default().1 = *count;
+        }
+        let mut first_seqs = BTreeMap::new();
+        for (id, (delta, count)) in accounts {
+            if count == 0 {
+                db.execute(
+                    "UPDATE accounts SET contact_count = contact_count + $1,
+                     listing_version = listing_version + 1 WHERE id = $2",
+                    &params![delta.unwrap_or_default(), id],
+                )?;
+                continue;
+            }
+            // Only a listing change moves listing_version: a PATCH of a
+            // name keeps the remembered page starts.
+            let last: i64 = db.one(
                 "UPDATE accounts SET contact_count = contact_count + $1,
-                 listing_version = listing_version + 1 WHERE id = $2",
-                &params![delta, id],
+                 listing_version = listing_version + $2, event_seq = event_seq + $3
+                 WHERE id = $4 RETURNING event_seq",
+                &params![
+                    delta.unwrap_or_default(),
+                    i64::from(delta.is_some()),
+                    count,
+                    id
+                ],
             )?;
+            first_seqs.insert(id, last - count + 1);
         }
         let tables: [(&str, BTreeMap<i64, i64>); 3] = [
             (
@@ -117,7 +150,7 @@ impl Counts {
                 }
             }
         }
-        Ok(())
+        Ok(first_seqs)
     }
 }
 

@@ -196,10 +196,23 @@ pub trait Db: Send {
 ///   themselves; nothing is queued there.)
 /// - Moves of the counters ([`Counts`]): a group commit updates each
 ///   counter row once for all its writes.
+/// - Events ([`super::events`]): numbered at the commit, under the account
+///   row's lock, so their order is commit order.
 #[derive(Debug, Default)]
 pub struct Queued {
     searches: Vec<SearchChange>,
     counts: Vec<Counts>,
+    events: Vec<NewEvent>,
+}
+
+/// An event to write with the transaction that caused it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub account: i64,
+    pub name: crate::domain::EventName,
+    pub contact_uuid: PublicId,
+    pub payload: String,
+    pub created_at: Timestamp,
 }
 
 /// How much was queued when a savepoint began: what to keep if it is
@@ -208,6 +221,7 @@ pub struct Queued {
 pub struct QueueMark {
     searches: usize,
     counts: usize,
+    events: usize,
 }
 
 impl dyn Db + '_ {
@@ -271,12 +285,18 @@ impl dyn Db + '_ {
         self.queued().counts.push(counts);
     }
 
+    /// Queues an event for the commit.
+    pub fn defer_event(&mut self, event: NewEvent) {
+        self.queued().events.push(event);
+    }
+
     /// How much is queued: where a savepoint begins.
     pub fn queue_mark(&mut self) -> QueueMark {
         let queued = self.queued();
         QueueMark {
             searches: queued.searches.len(),
             counts: queued.counts.len(),
+            events: queued.events.len(),
         }
     }
 
@@ -285,6 +305,7 @@ impl dyn Db + '_ {
         let queued = self.queued();
         queued.searches.truncate(mark.searches);
         queued.counts.truncate(mark.counts);
+        queued.events.truncate(mark.events);
     }
 
     /// How much the queued moves change counts: `of` picks one counter's
@@ -296,7 +317,11 @@ impl dyn Db + '_ {
 
     /// Commits, with what was queued for it.
     pub fn commit(&mut self) -> StoreResult<()> {
-        let Queued { searches, counts } = std::mem::take(self.queued());
+        let Queued {
+            searches,
+            counts,
+            events,
+        } = std::mem::take(self.queued());
         for change in searches {
             self.change_search_index(change)?;
         }
@@ -304,7 +329,8 @@ impl dyn Db + '_ {
         for moves in counts {
             total.merge(moves);
         }
-        total.apply(self)?;
+        let first_seqs = total.apply(self, &super::events::per_account(&events))?;
+        super::events::write(self, events, &first_seqs)?;
         self.batch("COMMIT")
     }
 

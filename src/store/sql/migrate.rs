@@ -34,6 +34,7 @@ pub const SQLITE: &[Migration] = &[
         "sqlite/0003_search_merges_settings_indexes.sql"
     ),
     migration!(4, "listing version", "sqlite/0004_listing_version.sql"),
+    migration!(5, "webhooks", "sqlite/0005_webhooks.sql"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -41,6 +42,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!(2, "fast listings", "postgres/0002_fast_listings.sql"),
     migration!(3, "settings indexes", "postgres/0003_settings_indexes.sql"),
     migration!(4, "listing version", "postgres/0004_listing_version.sql"),
+    migration!(5, "webhooks", "postgres/0005_webhooks.sql"),
 ];
 
 /// Any fixed number: it only has to keep two bellbook processes from

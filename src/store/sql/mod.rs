@@ -14,6 +14,7 @@ mod cache;
 mod contacts;
 mod counts;
 pub(crate) mod db;
+mod events;
 mod listing;
 mod migrate;
 mod postgres;
@@ -36,6 +37,7 @@ use sqlite::{ReaderManager, Role, SqliteDb, SqliteLocation};
 use writer::Writer;
 
 pub use contacts::Imported;
+pub use events::unix_ms;
 pub use transfer::{CopyError, CopyProgress, CopySummary, copy_database};
 
 /// Which database is underneath.
@@ -87,6 +89,7 @@ pub struct SqlStore {
     writer: Writer,
     cache: Arc<SettingsCache>,
     listing_memory: Arc<listing::ListingMemory>,
+    events: Arc<events::Events>,
 }
 
 fn pool<M: r2d2::ManageConnection>(manager: M) -> r2d2::Pool<M> {
@@ -150,7 +153,16 @@ impl SqlStore {
             writer: Writer::start(db, connect)?,
             cache: Arc::new(SettingsCache::default()),
             listing_memory: Arc::default(),
+            events: Arc::default(),
         })
+    }
+
+    /// From now on every change records its events (docs/webhooks.md),
+    /// their payloads written by `payloads`. `serve` sets this before it
+    /// takes a request; until it is set, nothing records events (what
+    /// `bellbook import` does without `--emit-events`).
+    pub fn record_events_with(&self, payloads: Arc<dyn super::EventPayloads>) {
+        self.events.record_with(payloads);
     }
 
     pub fn backend(&self) -> Backend {

@@ -264,6 +264,7 @@ const TABLES: &[(&str, &[&str], &str)] = &[
             "contact_seq",
             "contact_count",
             "settings_version",
+            "event_seq",
         ],
         "id",
     ),
@@ -424,6 +425,52 @@ const TABLES: &[(&str, &[&str], &str)] = &[
         &["id", "uuid", "contact_id", "kind", "text", "created_at"],
         "id",
     ),
+    (
+        "webhooks",
+        &["account_id", "url", "subscriptions", "secret", "created_at"],
+        "account_id",
+    ),
+    (
+        "events",
+        &[
+            "account_id",
+            "seq",
+            "name",
+            "contact_uuid",
+            "payload",
+            "created_at",
+        ],
+        "account_id, seq",
+    ),
+    // Pending deliveries carry on from the copy; a claim in them is one
+    // the source's processes held, and runs out.
+    (
+        "webhook_queue",
+        &[
+            "account_id",
+            "seq",
+            "contact_uuid",
+            "attempts",
+            "next_attempt_at",
+            "claim",
+            "claimed_until",
+        ],
+        "account_id, seq",
+    ),
+    (
+        "webhook_attempts",
+        &[
+            "id",
+            "account_id",
+            "seq",
+            "code",
+            "headers",
+            "body",
+            "success",
+            "created_at",
+        ],
+        "id",
+    ),
 ];
 
 /// Tables whose ids PostgreSQL numbers from a sequence.
@@ -439,6 +486,7 @@ const NUMBERED: &[&str] = &[
     "custom_fields",
     "contacts",
     "messages",
+    "webhook_attempts",
 ];
 
 /// Rows written to the target per statement (or `COPY`).
