@@ -132,7 +132,7 @@ impl Worker {
     /// recorded; answers how many were made. Tests drive the worker with
     /// it instead of waiting for the background loop.
     pub async fn run_step(self: &Arc<Self>) -> StoreResult<usize> {
-        let started = self.dispatch().await?;
+        let (_, started) = self.dispatch_all().await?;
         let count = started.len();
         for attempt in started {
             let _ = attempt.await;
@@ -147,12 +147,25 @@ impl Worker {
         tokio::pin!(shutdown);
         let mut last_purge: Option<Instant> = None;
         loop {
-            if let Err(error) = self.dispatch().await {
-                tracing::warn!(%error, "webhook deliveries could not be claimed");
-            }
+            let webhooks = match self.dispatch_all().await {
+                Ok((webhooks, _)) => webhooks,
+                Err(error) => {
+                    tracing::warn!(%error, "webhook deliveries could not be claimed");
+                    0
+                }
+            };
             if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
                 last_purge = Some(Instant::now());
                 self.purge().await;
+            }
+            if webhooks == 0 {
+                // Nobody to deliver to: committed events need not wake the
+                // worker (a busy server commits thousands a second).
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(self.settings.poll) => {}
+                }
+                continue;
             }
             tokio::select! {
                 () = &mut shutdown => break,
@@ -172,10 +185,12 @@ impl Worker {
         }
     }
 
-    /// Claims what is due, within the limits, and starts delivering it.
-    async fn dispatch(self: &Arc<Self>) -> StoreResult<Vec<JoinHandle<()>>> {
+    /// Claims what is due, within the limits, and starts delivering it;
+    /// answers how many accounts have a webhook, and the deliveries started.
+    async fn dispatch_all(self: &Arc<Self>) -> StoreResult<(usize, Vec<JoinHandle<()>>)> {
         let mut started = Vec::new();
-        for account in self.store.webhook_accounts().await? {
+        let accounts = self.store.webhook_accounts().await?;
+        for &account in &accounts {
             let busy = self.busy(account);
             let free = self
                 .settings
@@ -211,7 +226,7 @@ impl Worker {
                 }));
             }
         }
-        Ok(started)
+        Ok((accounts.len(), started))
     }
 
     fn busy(&self, account: AccountId) -> usize {
