@@ -66,3 +66,5 @@ CREATE TABLE webhook_attempts (
     FOREIGN KEY (account_id, seq) REFERENCES events (account_id, seq) ON DELETE CASCADE
 );
 CREATE INDEX webhook_attempts_newest_first ON webhook_attempts (account_id, id DESC);
+-- What deleting an event (past its retention) deletes with it.
+CREATE INDEX webhook_attempts_by_event ON webhook_attempts (account_id, seq);

@@ -1054,7 +1054,40 @@ async fn webhooks_status_shows_the_backlog(backend: Backend) {
     assert_eq!(columns[1..3], ["2", "2"], "{status}");
 }
 
+async fn old_events_are_purged_unless_a_delivery_is_pending(backend: Backend) {
+    let app = spawn(backend).await;
+    for i in 0..3 {
+        create(&app, &format!("+39 333 920 {i:04}")).await;
+    }
+    let receiver = Receiver::start().await;
+    subscribe(&app, &receiver.url, &ALL_EVENTS).await;
+    receiver.answer(&[], Answer::Status(500));
+    let pending = create(&app, "+39 333 920 9999").await;
+    app.webhooks.run_step().await.expect("step");
+    // Everything is "old" against a cutoff in the future.
+    let later =
+        bellbook::domain::Timestamp::from_unix(bellbook::domain::Timestamp::now().unix() + 60);
+    assert_eq!(app.store.purge_events(later).await.expect("purge"), 3);
+    let (feed, _) = walk_feed(&app, 100).await;
+    assert_eq!(feed.len(), 1, "the pending one stays");
+    assert_eq!(feed[0]["payload"]["uuid"], pending.as_str());
+    assert_eq!(feed[0]["id"], "4");
+    // Delivered, it goes too, with its attempts.
+    receiver.answer(&[], Answer::Status(200));
+    drain(&app).await;
+    assert_eq!(app.store.purge_events(later).await.expect("purge"), 1);
+    assert_eq!(app.get("/events").await.body["events"], json!([]));
+    assert_eq!(
+        app.get("/webhooks/events").await.body["webhook_events"],
+        json!([])
+    );
+    // Numbering goes on after the purged ones.
+    create(&app, "+39 333 920 8888").await;
+    assert_eq!(app.get("/events").await.body["events"][0]["id"], "5");
+}
+
 on_both_backends!(
+    old_events_are_purged_unless_a_delivery_is_pending,
     deliveries_in_flight_at_kill_9_are_made_after_the_next_start,
     import_records_events_only_when_asked,
     webhooks_status_shows_the_backlog,
