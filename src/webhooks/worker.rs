@@ -60,7 +60,7 @@ impl Default for WebhookSettings {
             policy: AddressPolicy::default(),
             timeout: Duration::from_secs(10),
             retry_base: Duration::from_secs(10),
-            retry_max: Duration::from_secs(3600),
+            retry_max: Duration::from_secs(600),
             retry_for: Duration::from_secs(24 * 3600),
             concurrency: 64,
             per_account: 8,

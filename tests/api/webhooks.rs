@@ -1086,7 +1086,37 @@ async fn old_events_are_purged_unless_a_delivery_is_pending(backend: Backend) {
     assert_eq!(app.get("/events").await.body["events"][0]["id"], "5");
 }
 
+async fn a_success_releases_the_accounts_backlog_from_its_backoff(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        driven(s);
+        s.webhooks.retry_base = Duration::from_secs(3600);
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    subscribe(&app, &receiver.url, &ALL_EVENTS).await;
+    receiver.answer(&[], Answer::Status(503));
+    create(&app, "+39 333 930 0001").await;
+    create(&app, "+39 333 930 0002").await;
+    assert_eq!(
+        drain(&app).await,
+        2,
+        "each failed once, and now waits an hour or so"
+    );
+    receiver.answer(&[], Answer::Status(200));
+    create(&app, "+39 333 930 0003").await;
+    assert_eq!(drain(&app).await, 3, "the new one, then the two released");
+    assert_eq!(receiver.succeeded().len(), 3);
+    assert!(
+        app.store
+            .webhook_backlog()
+            .await
+            .expect("backlog")
+            .is_empty()
+    );
+}
+
 on_both_backends!(
+    a_success_releases_the_accounts_backlog_from_its_backoff,
     old_events_are_purged_unless_a_delivery_is_pending,
     deliveries_in_flight_at_kill_9_are_made_after_the_next_start,
     import_records_events_only_when_asked,

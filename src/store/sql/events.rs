@@ -535,6 +535,15 @@ impl WebhookStore for SqlStore {
             )?;
             // Only while the claim is still ours: one that expired and was
             // taken over belongs to the process that took it.
+            if outcome.success {
+                // The receiver answers again: what waits for a retry after
+                // it failed need not wait out its backoff.
+                db.execute(
+                    "UPDATE webhook_queue SET next_attempt_at = $1
+                     WHERE account_id = $2 AND next_attempt_at > $1 AND claim IS NULL",
+                    &params![unix_ms(), account.0],
+                )?;
+            }
             match outcome.retry_at_ms {
                 None => db.execute(
                     "DELETE FROM webhook_queue WHERE account_id = $1 AND seq = $2 AND claim = $3",
