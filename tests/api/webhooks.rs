@@ -409,10 +409,16 @@ async fn every_event_is_delivered_signed_and_in_order(backend: Backend) {
     )
     .await
     .assert_status(200);
+    app.post(
+        &format!("/contacts/{uuid}/bot"),
+        json!({"status": "bot_start"}),
+    )
+    .await
+    .assert_status(200);
     app.delete(&format!("/contacts/{uuid}"))
         .await
         .assert_status(200);
-    assert_eq!(drain(&app).await, 6);
+    assert_eq!(drain(&app).await, 7);
 
     let received = receiver.received();
     let events: Vec<String> = received.iter().map(Received::event).collect();
@@ -423,6 +429,7 @@ async fn every_event_is_delivered_signed_and_in_order(backend: Backend) {
             "contact_updated",
             "conversation_closed",
             "conversation_opened",
+            "contact_updated",
             "contact_updated",
             "contact_deleted"
         ]
@@ -475,9 +482,9 @@ async fn every_event_is_delivered_signed_and_in_order(backend: Backend) {
     let reply = app.get("/webhooks/events").await;
     reply.assert_status(200);
     let log = reply.body["webhook_events"].as_array().expect("log");
-    assert_eq!(log.len(), 6);
+    assert_eq!(log.len(), 7);
     assert_eq!(log[0]["event"], "contact_deleted");
-    assert_eq!(log[5]["event"], "contact_created");
+    assert_eq!(log[6]["event"], "contact_created");
     assert!(
         log.iter()
             .all(|e| e["success"] == true && e["response"]["code"] == 200)
@@ -487,7 +494,7 @@ async fn every_event_is_delivered_signed_and_in_order(backend: Backend) {
         .get("/webhooks/events?subscriptions=contact_updated&items=1&page=2")
         .await;
     reply.assert_status(200);
-    assert_eq!(reply.body["meta"], json!({"page": 2, "pages": 2}));
+    assert_eq!(reply.body["meta"], json!({"page": 2, "pages": 3}));
     assert_eq!(reply.body["webhook_events"][0]["event"], "contact_updated");
     assert_eq!(
         reply.body["webhook_events"][0]["payload"]["tags"],
