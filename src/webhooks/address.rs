@@ -10,6 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use reqwest::Url;
 
+/// How long resolving a webhook's host may take (a subscribe waits for it).
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Whether deliveries may go to internal addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AddressPolicy {
@@ -65,8 +68,10 @@ impl AddressPolicy {
     /// with one public and one private address could be steered to the
     /// private one).
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refused> {
-        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        let lookup = tokio::net::lookup_host((host, port));
+        let addresses: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
             .await
+            .map_err(|_| Refused::Unresolved)?
             .map_err(|_| Refused::Unresolved)?
             .collect();
         if addresses.is_empty() {

@@ -28,6 +28,8 @@ use crate::store::{AccountId, AttemptOutcome, Delivery, Store, StoreResult};
 
 /// How much of an answer's body an attempt keeps.
 const KEPT_BODY_BYTES: usize = 4096;
+/// The shortest time between two rounds of claims.
+const DISPATCH_GAP: Duration = Duration::from_millis(10);
 /// How often the worker deletes events past their retention.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -147,6 +149,9 @@ impl Worker {
         tokio::pin!(shutdown);
         let mut last_purge: Option<Instant> = None;
         loop {
+            // A busy server commits events thousands of times a second:
+            // claims are made at most this often, each taking what came.
+            tokio::time::sleep(DISPATCH_GAP).await;
             let webhooks = match self.dispatch_all().await {
                 Ok((webhooks, _)) => webhooks,
                 Err(error) => {
