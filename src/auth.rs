@@ -108,18 +108,83 @@ pub async fn authenticate(store: &dyn Store, token: &str) -> Result<Option<Calle
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(header: Option<&str>) -> Option<&str> {
-    let (scheme, token) = header?.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    match Credentials::read(header) {
+        Credentials::Token(token) => Some(token),
+        _ => None,
+    }
+}
+
+/// What a request's `Authorization` header holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// No header.
+    Missing,
+    /// Another scheme than Bearer (`Basic ...`, or a bare key).
+    WrongScheme,
+    /// `Bearer` with nothing after it, or with what no token can be
+    /// (RFC 6750's token characters: letters, digits and `-._~+/`, then
+    /// `=` padding).
+    Malformed,
+    Token(&'a str),
+}
+
+impl<'a> Credentials<'a> {
+    /// Reads the header leniently: the scheme in any case, spaces around
+    /// the token.
+    pub fn read(header: Option<&'a str>) -> Credentials<'a> {
+        let Some(header) = header.map(str::trim) else {
+            return Credentials::Missing;
+        };
+        let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Credentials::WrongScheme;
+        }
+        let token = token.trim();
+        let body = token.trim_end_matches('=');
+        let valid = !body.is_empty()
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+        if valid {
+            Credentials::Token(token)
+        } else {
+            Credentials::Malformed
+        }
+    }
+}
+
+/// The 401 for a request whose credentials did not authenticate. Says what
+/// was wrong without telling whether a key exists: unknown and revoked
+/// keys get one answer.
+pub fn refusal(credentials: Credentials<'_>) -> ApiError {
+    match credentials {
+        Credentials::Missing => {
+            ApiError::unauthorized(None, "missing API key: send 'Authorization: Bearer <key>'")
+        }
+        Credentials::WrongScheme => ApiError::unauthorized(
+            None,
+            "the Authorization header does not use the Bearer scheme: send 'Authorization: Bearer <key>'",
+        ),
+        Credentials::Malformed => ApiError::unauthorized(
+            Some("invalid_request"),
+            "the Authorization header's bearer token is empty or malformed",
+        ),
+        Credentials::Token(_) => ApiError::unauthorized(
+            Some("invalid_token"),
+            "the API key is unknown or has been revoked",
+        ),
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        })
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| refusal(Credentials::Missing))
     }
 }
 
@@ -154,5 +219,29 @@ mod tests {
         assert_eq!(bearer_token(Some("Bearer ")), None);
         assert_eq!(bearer_token(Some("abc")), None);
         assert_eq!(bearer_token(None), None);
+    }
+
+    #[test]
+    fn credentials_say_what_is_wrong() {
+        assert_eq!(Credentials::read(None), Credentials::Missing);
+        assert_eq!(
+            Credentials::read(Some("Basic dXNlcg==")),
+            Credentials::WrongScheme
+        );
+        assert_eq!(Credentials::read(Some("bb_key")), Credentials::WrongScheme);
+        assert_eq!(Credentials::read(Some("Bearer")), Credentials::Malformed);
+        assert_eq!(
+            Credentials::read(Some("Bearer a b")),
+            Credentials::Malformed
+        );
+        assert_eq!(Credentials::read(Some("Bearer ké")), Credentials::Malformed);
+        assert_eq!(
+            Credentials::read(Some("Bearer ===")),
+            Credentials::Malformed
+        );
+        assert_eq!(
+            Credentials::read(Some("bearer bb_a-b.c~d+e/f==")),
+            Credentials::Token("bb_a-b.c~d+e/f==")
+        );
     }
 }

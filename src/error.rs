@@ -18,6 +18,8 @@ pub struct ApiError {
     message: String,
     details: Vec<FieldError>,
     retry_after: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    challenge: Option<String>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -34,6 +36,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -41,8 +44,23 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    /// A 401 with its `WWW-Authenticate: Bearer realm="bellbook"`
+    /// challenge; `error` is RFC 6750's code, for credentials that were
+    /// sent but are not valid (none when there were none).
+    pub fn unauthorized(error: Option<&'static str>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let challenge = match error {
+            // The message holds no quote or backslash: safe in a quoted string.
+            Some(error) => format!(
+                "Bearer realm=\"bellbook\", error=\"{error}\", error_description=\"{}\"",
+                message.replace(['"', '\\'], "'")
+            ),
+            None => "Bearer realm=\"bellbook\"".to_owned(),
+        };
+        ApiError {
+            challenge: Some(challenge),
+            ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -253,11 +271,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
         let retry_after = self.retry_after;
+        let challenge = self.challenge.clone();
         let mut response = (status, crate::api::json::Json(self.into_body())).into_response();
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }

@@ -29,8 +29,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "A self-hosted server that speaks the Callbell contacts API"
 )]
 struct Cli {
+    /// How log lines are written to stderr: `text` (one readable line) or
+    /// `json` (one JSON object a line, for log collectors).
+    #[arg(long, global = true, value_enum, env = "BELLBOOK_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,14 +203,15 @@ async fn run() -> ExitCode {
             64 * 1024,
             std::io::stderr(),
         ));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .event_format(bellbook::logging::LogLine)
-        .with_writer(log)
-        .init();
     let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(log);
+    match cli.log_format {
+        LogFormat::Text => logs.event_format(bellbook::logging::LogLine).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let done = |outcome: CliResult| outcome.map(|()| ExitCode::SUCCESS);
     let outcome = match cli.command {
         Command::Serve(args) => done(serve(args).await),

@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod extract;
 pub mod json;
 pub mod openapi;
+pub mod probes;
 pub mod settings;
 pub mod views;
 pub mod webhooks;
@@ -22,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::auth::{authenticate, bearer_token};
+use crate::auth::{Credentials, authenticate, bearer_token, refusal};
 use crate::cursor::CursorSigner;
 use crate::error::ApiError;
 use crate::ratelimit::{RateKey, RateLimiter};
@@ -128,16 +129,22 @@ route_table! {
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     // The guard runs for the routes above (and their 405s) only: not for
     // the document, which describes the API to anyone and needs no key,
-    // nor for paths that are no route.
+    // nor for paths that are no route; those are only metered.
+    let probes = Router::new()
+        .route("/healthz", axum::routing::get(probes::healthz))
+        .route("/readyz", axum::routing::get(probes::readyz))
+        .with_state(state.clone());
     routes()
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state)
+        .with_state(state.clone())
         .route(
             "/v1/openapi.json",
             axum::routing::get(openapi::openapi_json).fallback(method_not_allowed),
         )
+        .merge(probes)
         .fallback(route_not_found)
+        .layer(middleware::from_fn_with_state(state, meter))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A bug that panics still answers with the error body, not a
         // dropped connection.
@@ -157,14 +164,14 @@ async fn guard(State(app): State<AppState>, mut request: Request, next: Next) ->
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = bearer_token(header).map(str::to_owned);
-    let caller = match &token {
-        Some(token) => match authenticate(app.store.as_ref(), token).await {
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let credentials = Credentials::read(header);
+    let caller = match credentials {
+        Credentials::Token(token) => match authenticate(app.store.as_ref(), token).await {
             Ok(caller) => caller,
             Err(error) => return ApiError::from(error).into_response(),
         },
-        None => None,
+        _ => None,
     };
     let key = match &caller {
         Some(caller) => RateKey::Account(caller.account),
@@ -175,25 +182,66 @@ async fn guard(State(app): State<AppState>, mut request: Request, next: Next) ->
         _ if decision.is_some_and(|d| !d.allowed) => {
             ApiError::rate_limited(decision.map_or(1, |d| d.retry_after_secs)).into_response()
         }
-        None if token.is_none() => {
-            ApiError::unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-                .into_response()
-        }
-        None => {
-            ApiError::unauthorized("the API key is not valid or has been revoked").into_response()
-        }
+        None => refusal(credentials).into_response(),
         Some(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
     };
     if let Some(decision) = decision {
-        let headers = response.headers_mut();
-        headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-        headers.insert(
-            "x-ratelimit-remaining",
-            HeaderValue::from(decision.remaining),
-        );
+        rate_limit_headers(&mut response, decision);
+    }
+    response.extensions_mut().insert(Metered);
+    response
+}
+
+/// Marks a response the guard has counted against the rate limit.
+#[derive(Debug, Clone, Copy)]
+struct Metered;
+
+fn rate_limit_headers(response: &mut Response, decision: crate::ratelimit::Decision) {
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
+}
+
+/// The rate limit for the `/v1` responses no route's guard answered (the
+/// OpenAPI document, `route_not_found`): counted like any request (by the
+/// key's account when a valid key came, else by the client's address),
+/// with the same headers, so that every `/v1` response carries them.
+async fn meter(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/v1") {
+        return next.run(request).await;
+    }
+    let token = bearer_token(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .map(str::to_owned);
+    let client = client_address(&request);
+    let mut response = next.run(request).await;
+    if response.extensions().get::<Metered>().is_some() {
+        return response;
+    }
+    let account = match &token {
+        Some(token) => authenticate(app.store.as_ref(), token)
+            .await
+            .ok()
+            .flatten()
+            .map(|caller| caller.account),
+        None => None,
+    };
+    let key = account.map_or(RateKey::Client(client), RateKey::Account);
+    if let Some(decision) = app.limiter.check(key).await {
+        if !decision.allowed {
+            response = ApiError::rate_limited(decision.retry_after_secs).into_response();
+        }
+        rate_limit_headers(&mut response, decision);
     }
     response
 }
@@ -205,13 +253,14 @@ fn client_address(request: &Request) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
-/// One line per request: method, path, status, latency. Never headers, so
-/// never the API key.
+/// One line per request: method, path, status, latency and request id.
+/// Never headers, so never the API key.
 async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let request_id = request_id(&request);
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(
         target: "bellbook::http",
@@ -219,9 +268,32 @@ async fn log_request(request: Request, next: Next) -> Response {
         %path,
         status = response.status().as_u16(),
         latency_ms = format_args!("{latency_ms:.2}"),
+        request_id = %request_id,
         "request"
     );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     response
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The client's `X-Request-Id` when it is one a log line can hold (1 to
+/// 128 visible ASCII characters), else a new one.
+fn request_id(request: &Request) -> String {
+    match request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(given)
+            if (1..=128).contains(&given.len()) && given.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            given.to_owned()
+        }
+        _ => crate::domain::PublicId::random().to_string(),
+    }
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {

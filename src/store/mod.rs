@@ -301,6 +301,9 @@ pub trait AdminStore: Send + Sync {
     /// Writes a whole account in one transaction. Returns `false`, changing
     /// nothing, when an account with that uuid already exists.
     async fn import_account(&self, snapshot: &AccountSnapshot) -> StoreResult<bool>;
+    /// Whether the database answers (a read, and a write through the
+    /// writer) and holds every migration this build knows.
+    async fn check_ready(&self) -> StoreResult<()>;
 }
 
 /// The settings of SPEC §2.

@@ -381,7 +381,140 @@ async fn empty_and_out_of_range_query_values_are_bad_values(backend: Backend) {
     app.get("/contacts?q=&tags=").await.assert_status(200);
 }
 
+/// RFC 6750: a 401 carries `WWW-Authenticate: Bearer realm="bellbook"`,
+/// with `error=` when credentials were sent but are not valid, and its
+/// message says what was wrong without telling whether a key exists.
+async fn refusals_say_what_was_wrong_and_challenge(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.url("/contacts");
+    let revoked = app.create_account("revoked").await;
+    let prefix = bellbook::auth::key_prefix(&revoked).to_owned();
+    let keys = app.store.api_keys_with_prefix(&prefix).await.expect("keys");
+    app.store
+        .revoke_api_key(
+            keys[0].account_id,
+            &prefix,
+            bellbook::domain::Timestamp::now(),
+        )
+        .await
+        .expect("revoked");
+    let unknown = "bb_0000000000000000000000000000000000000000".to_owned();
+    let cases: [(Option<String>, &str, &str); 6] = [
+        (None, "missing", r#"Bearer realm="bellbook""#),
+        (
+            Some("Basic dXNlcjpwYXNz".to_owned()),
+            "does not use the Bearer scheme",
+            r#"Bearer realm="bellbook""#,
+        ),
+        (
+            Some("Bearer".to_owned()),
+            "empty or malformed",
+            r#"Bearer realm="bellbook", error="invalid_request""#,
+        ),
+        (
+            Some("Bearer a,b c".to_owned()),
+            "empty or malformed",
+            r#"Bearer realm="bellbook", error="invalid_request""#,
+        ),
+        (
+            Some(format!("Bearer {unknown}")),
+            "unknown or has been revoked",
+            r#"Bearer realm="bellbook", error="invalid_token""#,
+        ),
+        (
+            Some(format!("Bearer {revoked}")),
+            "unknown or has been revoked",
+            r#"Bearer realm="bellbook", error="invalid_token""#,
+        ),
+    ];
+    let mut messages = Vec::new();
+    for (header, says, challenge) in cases {
+        let mut request = app.client.get(&url);
+        if let Some(header) = &header {
+            request = request.header("Authorization", header);
+        }
+        let reply = send(request).await;
+        reply.assert_error(401, "unauthorized");
+        let message = reply.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(says), "{header:?}: {message}");
+        let sent = reply.header("www-authenticate").unwrap_or_default();
+        assert!(sent.starts_with(challenge), "{header:?}: {sent}");
+        messages.push(message);
+    }
+    // An unknown key and a revoked one are told apart by nothing.
+    assert_eq!(messages[4], messages[5]);
+}
+
+/// Every `/v1` response carries the rate limit's headers: a path that is
+/// no route and the OpenAPI document too, counted like any request.
+async fn every_v1_response_carries_the_rate_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 5).await;
+    let nowhere = app.get("/no/such/route").await;
+    nowhere.assert_error(404, "route_not_found");
+    assert_eq!(nowhere.header("x-ratelimit-limit"), Some("5"));
+    assert_eq!(nowhere.header("x-ratelimit-remaining"), Some("4"));
+    let document = send(app.client.get(app.url("/openapi.json"))).await;
+    document.assert_status(200);
+    assert!(document.header("x-ratelimit-remaining").is_some());
+    // Outside /v1: no limit.
+    let site = app.base.trim_end_matches("/v1").to_owned();
+    let health = send(app.client.get(format!("{site}/healthz"))).await;
+    assert_eq!(health.header("x-ratelimit-limit"), None);
+    // Counted: the keyed 404s use up the account's allowance.
+    for _ in 0..4 {
+        app.get("/no/such/route").await;
+    }
+    app.get("/no/such/route")
+        .await
+        .assert_error(429, "rate_limited");
+}
+
+async fn probes_answer_without_a_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let site = app.base.trim_end_matches("/v1").to_owned();
+    let health = send(app.client.get(format!("{site}/healthz"))).await;
+    health.assert_status(200);
+    assert_eq!(health.body, json!({"status": "ok"}));
+    let ready = send(app.client.get(format!("{site}/readyz"))).await;
+    ready.assert_status(200);
+    assert_eq!(ready.body, json!({"status": "ready"}));
+}
+
+async fn every_response_has_a_request_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let first = app.get("/contacts").await;
+    let second = app.get("/contacts").await;
+    let (first, second) = (
+        first.header("x-request-id").expect("an id").to_owned(),
+        second.header("x-request-id").expect("an id").to_owned(),
+    );
+    assert_ne!(first, second);
+    let given = send(
+        app.request(Method::GET, "/contacts")
+            .header("X-Request-Id", "trace-42/a"),
+    )
+    .await;
+    assert_eq!(given.header("x-request-id"), Some("trace-42/a"));
+    // One no log line can hold is replaced.
+    let long = "x".repeat(200);
+    let replaced = send(
+        app.request(Method::GET, "/nowhere")
+            .header("X-Request-Id", &long),
+    )
+    .await;
+    let id = replaced.header("x-request-id").expect("an id");
+    assert_ne!(id, long);
+    assert!(!id.is_empty());
+}
+
 on_both_backends!(
+    refusals_say_what_was_wrong_and_challenge,
+    every_v1_response_carries_the_rate_limit,
+    probes_answer_without_a_key,
+    every_response_has_a_request_id,
     empty_and_out_of_range_query_values_are_bad_values,
     json_answers_name_their_charset,
     nul_characters_are_refused_not_stored,

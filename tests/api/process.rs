@@ -321,6 +321,44 @@ async fn the_request_log_has_a_line_per_request_and_no_secrets(backend: Backend)
     );
 }
 
+/// `--log-format json`: one JSON object a line, the request line with its
+/// request id (the client's when it sent one), and no secret.
+async fn the_json_log_carries_request_ids(backend: Backend) {
+    let (_database, url) = TestDatabase::create(backend).await;
+    let client = client();
+    let server = Server::start(&url, &["--log-format", "json"]);
+    let key = server.first_run_key().expect("first-run key");
+    let response = client
+        .get(server.url("/auth/me"))
+        .bearer_auth(&key)
+        .header("X-Request-Id", "probe-7")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("probe-7")
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|line| line["request_id"] == "probe-7")
+        .unwrap_or_else(|| panic!("no request line:\n{log}"));
+    assert_eq!(request["method"], "GET");
+    assert_eq!(request["path"], "/v1/auth/me");
+    assert_eq!(request["status"], 200);
+    assert!(!log.contains(&key[bellbook::auth::key_prefix(&key).len()..]));
+}
+
 /// Creates contacts from several workers until the server dies; reports
 /// every acknowledged one.
 fn spawn_writers(
@@ -513,4 +551,5 @@ on_both_backends!(
     sigterm_finishes_the_request_in_flight_and_exits_zero,
     the_request_log_has_a_line_per_request_and_no_secrets,
     acknowledged_contacts_survive_kill_9,
+    the_json_log_carries_request_ids,
 );

@@ -284,6 +284,30 @@ impl AdminStore for SqlStore {
         .await
     }
 
+    async fn check_ready(&self) -> StoreResult<()> {
+        let known = super::migrate::migrations_for(self.backend())
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        let applied: i64 = self
+            .read_statement(|db| {
+                db.one(
+                    "SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success",
+                    &[],
+                )
+            })
+            .await?;
+        if applied < known {
+            return Err(StoreError::Unavailable(
+                format!("the database has migrations up to {applied}, this build needs {known}")
+                    .into(),
+            ));
+        }
+        // The writer answers too (an empty transaction through it).
+        self.write(|_, _| Ok(())).await
+    }
+
     async fn import_account(&self, snapshot: &AccountSnapshot) -> StoreResult<bool> {
         let snapshot = snapshot.clone();
         self.write(move |db, _| {
