@@ -69,6 +69,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BELLBOOK_EVENT_RETENTION_DAYS", default_value_t = 7)]
     pub event_retention_days: u64,
 
+    /// Require `Authorization: Bearer <token>` on `GET /metrics` (open
+    /// without it).
+    #[arg(long, env = "BELLBOOK_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Do not deliver webhooks from this process (another one does).
     #[arg(long, env = "BELLBOOK_NO_WEBHOOK_WORKER")]
     pub no_webhook_worker: bool,
@@ -86,6 +91,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Whether `serve` runs the webhook delivery worker.
     pub deliver_webhooks: bool,
+    /// The bearer token `GET /metrics` requires, if any.
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -100,6 +107,7 @@ impl Settings {
             redis_url: None,
             webhooks: WebhookSettings::default(),
             deliver_webhooks: true,
+            metrics_token: None,
         }
     }
 }
@@ -123,6 +131,7 @@ impl From<&ServeArgs> for Settings {
                 ..WebhookSettings::default()
             },
             deliver_webhooks: !args.no_webhook_worker,
+            metrics_token: args.metrics_token.clone(),
         }
     }
 }

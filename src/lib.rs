@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod import;
 pub mod logging;
+pub mod metrics;
 pub mod ratelimit;
 pub mod store;
 pub mod webhooks;
@@ -94,9 +95,11 @@ impl App {
         };
         let links = api::views::Links::new(&public_url);
         store.record_events_with(Arc::new(webhooks::Payloads::new(links.clone())));
+        let metrics = Arc::new(metrics::Metrics::new(&store));
         let webhooks = Arc::new(webhooks::Worker::new(
             store.clone(),
             settings.webhooks.clone(),
+            metrics.webhook_failures.clone(),
         )?);
         let state = Arc::new(api::AppContext {
             store: store.clone(),
@@ -104,6 +107,9 @@ impl App {
             cursors: cursor::CursorSigner::new(&cursor_key),
             limiter,
             webhook_policy: settings.webhooks.policy,
+            metrics,
+            sql_store: store.clone(),
+            metrics_token: settings.metrics_token.clone(),
         });
         Ok(App {
             listener,

@@ -39,6 +39,11 @@ pub struct AppContext {
     pub limiter: RateLimiter,
     /// Which webhook URLs subscribe accepts.
     pub webhook_policy: crate::webhooks::AddressPolicy,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The store as what it is, for what `GET /metrics` reads of it.
+    pub sql_store: Arc<crate::store::SqlStore>,
+    /// The bearer token `GET /metrics` requires, if any.
+    pub metrics_token: Option<String>,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -133,6 +138,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let probes = Router::new()
         .route("/healthz", axum::routing::get(probes::healthz))
         .route("/readyz", axum::routing::get(probes::readyz))
+        .route("/metrics", axum::routing::get(probes::metrics))
         .with_state(state.clone());
     routes()
         .method_not_allowed_fallback(method_not_allowed)
@@ -143,8 +149,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             axum::routing::get(openapi::openapi_json).fallback(method_not_allowed),
         )
         .merge(probes)
+        .route_layer(middleware::from_fn(remember_route))
         .fallback(route_not_found)
-        .layer(middleware::from_fn_with_state(state, meter))
+        .layer(middleware::from_fn_with_state(state.clone(), meter))
+        .layer(middleware::from_fn_with_state(state, count_request))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A bug that panics still answers with the error body, not a
         // dropped connection.
@@ -180,6 +188,7 @@ async fn guard(State(app): State<AppState>, mut request: Request, next: Next) ->
     let decision = app.limiter.check(key).await;
     let mut response = match caller {
         _ if decision.is_some_and(|d| !d.allowed) => {
+            app.metrics.rate_limited.inc();
             ApiError::rate_limited(decision.map_or(1, |d| d.retry_after_secs)).into_response()
         }
         None => refusal(credentials).into_response(),
@@ -239,6 +248,7 @@ async fn meter(State(app): State<AppState>, request: Request, next: Next) -> Res
     let key = account.map_or(RateKey::Client(client), RateKey::Account);
     if let Some(decision) = app.limiter.check(key).await {
         if !decision.allowed {
+            app.metrics.rate_limited.inc();
             response = ApiError::rate_limited(decision.retry_after_secs).into_response();
         }
         rate_limit_headers(&mut response, decision);
@@ -278,6 +288,57 @@ async fn log_request(request: Request, next: Next) -> Response {
 }
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// The template of the route a request matched (`/v1/contacts/:uuid`),
+/// passed out on the response for [`count_request`].
+#[derive(Debug, Clone)]
+struct RouteTemplate(Arc<str>);
+
+async fn remember_route(
+    matched: Option<axum::extract::MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(matched) = matched {
+        // `/v1/contacts/:uuid`: braces inside a label value trip up some
+        // Prometheus text parsers.
+        let template = matched.as_str().replace('{', ":").replace('}', "");
+        response
+            .extensions_mut()
+            .insert(RouteTemplate(Arc::from(template)));
+    }
+    response
+}
+
+/// Counts the request and its latency by route template (`unmatched` for
+/// paths that are no route: a client's typos must not grow the labels).
+async fn count_request(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or_else(|| "unmatched".to_owned(), |t| t.0.to_string());
+    let labels = crate::metrics::RouteLabels {
+        route: route.clone(),
+        method: method.clone(),
+    };
+    app.metrics
+        .latency
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    app.metrics
+        .requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
 
 /// The client's `X-Request-Id` when it is one a log line can hold (1 to
 /// 128 visible ASCII characters), else a new one.

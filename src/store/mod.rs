@@ -15,7 +15,7 @@ use crate::domain::settings::{
 use crate::domain::{Conflict, CustomFieldType, EventName, FunnelId, PublicId, Source, Timestamp};
 
 pub use snapshot::{AccountSnapshot, ContactSnapshot};
-pub use sql::{Backend, CopyError, CopyProgress, CopySummary, Imported, SqlStore};
+pub use sql::{Backend, CopyError, CopyProgress, CopySummary, Imported, SqlStore, StoreStats};
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and
 /// brings its schema up to date.

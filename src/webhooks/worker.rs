@@ -90,6 +90,8 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     /// Woken when a delivery ends (its account has a free slot again).
     finished: Notify,
+    /// Attempts that did not succeed (`GET /metrics`).
+    failures: prometheus_client::metrics::counter::Counter,
 }
 
 /// Resolves names for deliveries and refuses internal addresses, at the
@@ -109,7 +111,11 @@ impl Resolve for GuardedResolver {
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, settings: WebhookSettings) -> Result<Worker, reqwest::Error> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: WebhookSettings,
+        failures: prometheus_client::metrics::counter::Counter,
+    ) -> Result<Worker, reqwest::Error> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("bellbook/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.timeout)
@@ -127,6 +133,7 @@ impl Worker {
             settings,
             in_flight: Mutex::new(HashMap::new()),
             finished: Notify::new(),
+            failures,
         })
     }
 
@@ -253,6 +260,9 @@ impl Worker {
     /// Makes one attempt and records it.
     async fn deliver(&self, delivery: &Delivery) {
         let mut outcome = self.attempt(delivery).await;
+        if !outcome.success {
+            self.failures.inc();
+        }
         outcome.retry_at_ms = self.next_attempt(delivery, outcome.success);
         if let Err(error) = self.store.finish_delivery(delivery, &outcome).await {
             // The claim runs out and the delivery is made again.

@@ -510,7 +510,111 @@ async fn every_response_has_a_request_id(backend: Backend) {
     assert!(!id.is_empty());
 }
 
+/// `GET /metrics`, read by a Prometheus text parser: requests by route
+/// template, latency, write batches, the pool, rate-limit refusals and the
+/// webhook backlog; behind its token when one is set.
+async fn metrics_are_scraped_in_prometheus_format(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.rate_limit_rps = 2;
+        s.metrics_token = Some("scrape-me".to_owned());
+    })
+    .await;
+    let site = app.base.trim_end_matches("/v1").to_owned();
+    let uuid = app
+        .create_contact(
+            json!({"source": "whatsapp", "identifier": "+1 555 0101", "name": "Counted"}),
+        )
+        .await["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_owned();
+    app.get(&format!("/contacts/{uuid}"))
+        .await
+        .assert_status(200);
+    app.get("/contacts").await.assert_error(429, "rate_limited");
+    send(app.client.get(format!("{site}/metrics")))
+        .await
+        .assert_error(401, "unauthorized");
+    send(
+        app.client
+            .get(format!("{site}/metrics"))
+            .bearer_auth("wrong"),
+    )
+    .await
+    .assert_error(401, "unauthorized");
+    let reply = send(
+        app.client
+            .get(format!("{site}/metrics"))
+            .bearer_auth("scrape-me"),
+    )
+    .await;
+    reply.assert_status(200);
+    let scrape = prometheus_parse::Scrape::parse(reply.text.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text");
+    let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                // The parser may name a counter's samples by its family.
+                (s.metric == name || format!("{}_total", s.metric) == name)
+                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => *v,
+                prometheus_parse::Value::Untyped(v) => *v,
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.last().map_or(0.0, |b| b.count)
+                }
+                _ => 0.0,
+            })
+    };
+    assert_eq!(
+        value(
+            "bellbook_http_requests_total",
+            &[
+                ("route", "/v1/contacts/:uuid"),
+                ("method", "GET"),
+                ("status", "200")
+            ]
+        ),
+        Some(1.0),
+        "{:?}",
+        scrape.samples.iter().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        value(
+            "bellbook_http_requests_total",
+            &[
+                ("route", "/v1/contacts"),
+                ("method", "POST"),
+                ("status", "200")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !reply.text.contains(&uuid),
+        "a uuid must never become a label"
+    );
+    assert_eq!(value("bellbook_rate_limit_refusals_total", &[]), Some(1.0));
+    assert!(
+        value(
+            "bellbook_http_request_duration_seconds",
+            &[("route", "/v1/contacts")]
+        )
+        .is_some(),
+        "{}",
+        reply.text
+    );
+    assert!(value("bellbook_write_batch_size", &[]).is_some_and(|n| n >= 1.0));
+    assert!(value("bellbook_db_pool_connections", &[("state", "idle")]).is_some());
+    assert_eq!(value("bellbook_db_pool_waiting", &[]), Some(0.0));
+    assert_eq!(value("bellbook_webhook_deliveries_pending", &[]), Some(0.0));
+}
+
 on_both_backends!(
+    metrics_are_scraped_in_prometheus_format,
     refusals_say_what_was_wrong_and_challenge,
     every_v1_response_carries_the_rate_limit,
     probes_answer_without_a_key,

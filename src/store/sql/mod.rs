@@ -90,6 +90,16 @@ pub struct SqlStore {
     cache: Arc<SettingsCache>,
     listing_memory: Arc<listing::ListingMemory>,
     events: Arc<events::Events>,
+    stats: StoreStats,
+}
+
+/// What the store measures of itself, for `GET /metrics`.
+#[derive(Debug, Clone)]
+pub struct StoreStats {
+    /// Writes per group commit.
+    pub batch_sizes: prometheus_client::metrics::histogram::Histogram,
+    /// Reads waiting for a pooled connection.
+    pub pool_waiting: prometheus_client::metrics::gauge::Gauge,
 }
 
 fn pool<M: r2d2::ManageConnection>(manager: M) -> r2d2::Pool<M> {
@@ -147,14 +157,34 @@ impl SqlStore {
             }
         };
         migrate::run(db.as_mut())?;
+        let stats = StoreStats {
+            batch_sizes: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 10),
+            ),
+            pool_waiting: Default::default(),
+        };
         Ok(SqlStore {
             backend,
             readers,
-            writer: Writer::start(db, connect)?,
+            writer: Writer::start(db, connect, stats.batch_sizes.clone())?,
             cache: Arc::new(SettingsCache::default()),
             listing_memory: Arc::default(),
             events: Arc::default(),
+            stats,
         })
+    }
+
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// The read pool's connections: open, and of those idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = match &self.readers {
+            Readers::Sqlite { pool, .. } => pool.state(),
+            Readers::Postgres(pool) => pool.state(),
+        };
+        (state.connections, state.idle_connections)
     }
 
     /// From now on every change records its events (docs/webhooks.md),
@@ -217,13 +247,14 @@ impl SqlStore {
     {
         match &self.readers {
             Readers::Sqlite { pool, .. } => {
-                let mut conn = pool.get().map_err(pool_error)?;
+                let mut conn = pooled(pool, &self.stats.pool_waiting)?;
                 work(&mut *conn)
             }
             Readers::Postgres(pool) => {
                 let pool = pool.clone();
+                let waiting = self.stats.pool_waiting.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut conn = pool.get().map_err(pool_error)?;
+                    let mut conn = pooled(&pool, &waiting)?;
                     work(&mut *conn)
                 })
                 .await
@@ -254,6 +285,20 @@ pub(super) fn in_read_transaction<T>(
     let value = outcome?;
     ended?;
     Ok(value)
+}
+
+/// A pooled connection, counted in `waiting` while none is free.
+fn pooled<M: r2d2::ManageConnection>(
+    pool: &r2d2::Pool<M>,
+    waiting: &prometheus_client::metrics::gauge::Gauge,
+) -> StoreResult<r2d2::PooledConnection<M>> {
+    if let Some(conn) = pool.try_get() {
+        return Ok(conn);
+    }
+    waiting.inc();
+    let conn = pool.get();
+    waiting.dec();
+    conn.map_err(pool_error)
 }
 
 fn pool_error(error: r2d2::Error) -> StoreError {

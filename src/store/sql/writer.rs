@@ -15,6 +15,7 @@
 
 use std::sync::Mutex;
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 use super::db::Db;
@@ -82,13 +83,14 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `db`.
-    pub fn start(db: Box<dyn Db>, connect: Connect) -> StoreResult<Writer> {
+    /// Each batch's size is observed in `batch_sizes`.
+    pub fn start(db: Box<dyn Db>, connect: Connect, batch_sizes: Histogram) -> StoreResult<Writer> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (done, finished) = oneshot::channel();
         std::thread::Builder::new()
             .name("bellbook-writer".into())
             .spawn(move || {
-                write_loop(db, connect, receiver);
+                write_loop(db, connect, receiver, &batch_sizes);
                 let _ = done.send(());
             })
             .map_err(|e| StoreError::Other(Box::new(e)))?;
@@ -138,7 +140,12 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the database writer has stopped".into())
 }
 
-fn write_loop(mut db: Box<dyn Db>, connect: Connect, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+fn write_loop(
+    mut db: Box<dyn Db>,
+    connect: Connect,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    batch_sizes: &Histogram,
+) {
     while let Some(first) = queue.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -158,6 +165,7 @@ fn write_loop(mut db: Box<dyn Db>, connect: Connect, mut queue: mpsc::Receiver<B
                 }
             }
         }
+        batch_sizes.observe(jobs.len() as f64);
         commit_batch(db.as_mut(), jobs);
     }
 }
@@ -248,7 +256,8 @@ mod tests {
         let reopen = location.clone();
         let connect: Connect =
             Box::new(move || Ok(Box::new(SqliteDb::open(&reopen, Role::Writer)?) as Box<dyn Db>));
-        let writer = Arc::new(Writer::start(Box::new(db), connect).expect("writer"));
+        let writer =
+            Arc::new(Writer::start(Box::new(db), connect, Histogram::new([1.0])).expect("writer"));
         let runs = Arc::new(AtomicUsize::new(0));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
