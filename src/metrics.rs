@@ -2,6 +2,8 @@
 //! (README, "Metrics"). Requests are counted by route template, so a
 //! contact's uuid never becomes a label.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,16 +15,33 @@ use crate::store::{SqlStore, WebhookStore};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// The route's template (`/v1/contacts/:uuid`), or `unmatched`.
-    pub route: String,
-    pub method: String,
+    /// The route's template (`/v1/contacts/:uuid`), or `unmatched`:
+    /// shared, so counting a request allocates nothing.
+    pub route: Arc<String>,
+    pub method: &'static str,
     pub status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
-    pub method: String,
+    pub route: Arc<String>,
+    pub method: &'static str,
+}
+
+/// A request method as a label: the standard ones by name, any other as
+/// `other` (a client's inventions must not grow the labels).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +64,8 @@ pub struct Metrics {
     pub latency: LatencyFamily,
     pub rate_limited: Counter,
     pub webhook_failures: Counter,
+    /// The route label of requests no route matched.
+    pub unmatched: Arc<String>,
     pool: Family<PoolLabels, Gauge>,
     webhook_pending: Gauge,
     webhook_failing: Gauge,
@@ -114,6 +135,7 @@ impl Metrics {
             latency,
             rate_limited,
             webhook_failures,
+            unmatched: Arc::new("unmatched".to_owned()),
             pool,
             webhook_pending,
             webhook_failing,

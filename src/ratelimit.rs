@@ -87,6 +87,11 @@ impl RateLimiter {
         })
     }
 
+    /// Whether requests are limited at all.
+    pub fn is_enabled(&self) -> bool {
+        self.per_second > 0
+    }
+
     /// `None` when limiting is off.
     pub async fn check(&self, key: RateKey) -> Option<Decision> {
         if self.per_second == 0 {

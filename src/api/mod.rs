@@ -135,6 +135,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     // The guard runs for the routes above (and their 405s) only: not for
     // the document, which describes the API to anyone and needs no key,
     // nor for paths that are no route; those are only metered.
+    let labels = Arc::new(RouteLabels::new());
     let probes = Router::new()
         .route("/healthz", axum::routing::get(probes::healthz))
         .route("/readyz", axum::routing::get(probes::readyz))
@@ -149,10 +150,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             axum::routing::get(openapi::openapi_json).fallback(method_not_allowed),
         )
         .merge(probes)
-        .route_layer(middleware::from_fn(remember_route))
-        .fallback(route_not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), meter))
-        .layer(middleware::from_fn_with_state(state, count_request))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), labels.clone()),
+            count_request,
+        ))
+        .fallback_service(axum::routing::any(route_not_found).layer(
+            middleware::from_fn_with_state((state.clone(), labels), count_request),
+        ))
+        .layer(middleware::from_fn_with_state(state, meter))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A bug that panics still answers with the error body, not a
         // dropped connection.
@@ -200,13 +205,8 @@ async fn guard(State(app): State<AppState>, mut request: Request, next: Next) ->
     if let Some(decision) = decision {
         rate_limit_headers(&mut response, decision);
     }
-    response.extensions_mut().insert(Metered);
     response
 }
-
-/// Marks a response the guard has counted against the rate limit.
-#[derive(Debug, Clone, Copy)]
-struct Metered;
 
 fn rate_limit_headers(response: &mut Response, decision: crate::ratelimit::Decision) {
     let headers = response.headers_mut();
@@ -222,22 +222,19 @@ fn rate_limit_headers(response: &mut Response, decision: crate::ratelimit::Decis
 /// key's account when a valid key came, else by the client's address),
 /// with the same headers, so that every `/v1` response carries them.
 async fn meter(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    if !request.uri().path().starts_with("/v1") {
+    if !app.limiter.is_enabled() || !request.uri().path().starts_with("/v1") {
         return next.run(request).await;
     }
-    let token = bearer_token(
-        request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )
-    .map(str::to_owned);
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let client = client_address(&request);
     let mut response = next.run(request).await;
-    if response.extensions().get::<Metered>().is_some() {
+    // The guard counted it already (its headers are on every response it
+    // answers while limiting is on).
+    if response.headers().contains_key("x-ratelimit-limit") {
         return response;
     }
-    let account = match &token {
+    let token = bearer_token(authorization.as_ref().and_then(|v| v.to_str().ok()));
+    let account = match token {
         Some(token) => authenticate(app.store.as_ref(), token)
             .await
             .ok()
@@ -289,45 +286,59 @@ async fn log_request(request: Request, next: Next) -> Response {
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The template of the route a request matched (`/v1/contacts/:uuid`),
-/// passed out on the response for [`count_request`].
-#[derive(Debug, Clone)]
-struct RouteTemplate(Arc<str>);
+/// Every route's template as a metrics label, made once: braces inside a
+/// label value trip up some Prometheus text parsers, so `{uuid}` is
+/// written `:uuid`.
+#[derive(Debug, Default)]
+struct RouteLabels(std::collections::HashMap<String, Arc<String>>);
 
-async fn remember_route(
-    matched: Option<axum::extract::MatchedPath>,
+impl RouteLabels {
+    fn new() -> RouteLabels {
+        let paths = ROUTES
+            .iter()
+            .map(|(_, path)| format!("/v1{path}"))
+            .chain(["/v1/openapi.json", "/healthz", "/readyz", "/metrics"].map(str::to_owned));
+        RouteLabels(
+            paths
+                .map(|path| {
+                    let label = Arc::new(path.replace('{', ":").replace('}', ""));
+                    (path, label)
+                })
+                .collect(),
+        )
+    }
+
+    fn of(&self, matched: Option<&axum::extract::MatchedPath>) -> Option<Arc<String>> {
+        let matched = matched?.as_str();
+        Some(
+            self.0
+                .get(matched)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(matched.replace('{', ":").replace('}', ""))),
+        )
+    }
+}
+
+/// Counts the request and its latency by route template: for the routes
+/// (inside routing, where the template is known) and, as `unmatched`, for
+/// paths that are no route (a client's typos must not grow the labels).
+async fn count_request(
+    State((app, labels)): State<(AppState, Arc<RouteLabels>)>,
     request: Request,
     next: Next,
 ) -> Response {
-    let mut response = next.run(request).await;
-    if let Some(matched) = matched {
-        // `/v1/contacts/:uuid`: braces inside a label value trip up some
-        // Prometheus text parsers.
-        let template = matched.as_str().replace('{', ":").replace('}', "");
-        response
-            .extensions_mut()
-            .insert(RouteTemplate(Arc::from(template)));
-    }
-    response
-}
-
-/// Counts the request and its latency by route template (`unmatched` for
-/// paths that are no route: a client's typos must not grow the labels).
-async fn count_request(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
+    let method = crate::metrics::method_label(request.method());
+    let route = labels
+        .of(request.extensions().get::<axum::extract::MatchedPath>())
+        .unwrap_or_else(|| app.metrics.unmatched.clone());
     let started = Instant::now();
     let response = next.run(request).await;
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or_else(|| "unmatched".to_owned(), |t| t.0.to_string());
-    let labels = crate::metrics::RouteLabels {
-        route: route.clone(),
-        method: method.clone(),
-    };
     app.metrics
         .latency
-        .get_or_create(&labels)
+        .get_or_create(&crate::metrics::RouteLabels {
+            route: route.clone(),
+            method,
+        })
         .observe(started.elapsed().as_secs_f64());
     app.metrics
         .requests
