@@ -96,6 +96,16 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Restore a backup made by `bellbook backup` into an empty database
+    /// (SQLite or PostgreSQL). The backup is checked first and left as it
+    /// is; stop the servers on the target while it runs.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Webhook deliveries (docs/webhooks.md).
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -241,6 +251,7 @@ async fn run() -> ExitCode {
             done(webhook_status(&database).await)
         }
         Command::Backup { to, database } => done(backup(&database, &to).await),
+        Command::Restore { from, database } => done(restore(&from, &database).await),
     };
     match outcome {
         Ok(code) => code,
@@ -601,6 +612,25 @@ async fn import(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn restore(from: &str, database: &DatabaseArgs) -> CliResult {
+    let backup = std::path::Path::new(from);
+    if !backup.is_file() {
+        return Err(format!("{from} is not a file").into());
+    }
+    // Worked on in a copy: opening a database brings its schema up to date,
+    // and the backup itself stays as it was taken.
+    let scratch = tempfile::tempdir()?;
+    let working = scratch.path().join("restoring.db");
+    std::fs::copy(backup, &working).map_err(|e| format!("cannot read {from}: {e}"))?;
+    let working_url = format!("sqlite://{}", working.display());
+    let source = bellbook::store::connect(&working_url).await?;
+    let checked = source.check_integrity().await;
+    source.close().await;
+    checked.map_err(|e| format!("{from} cannot be restored: {e}"))?;
+    eprintln!("{from} is intact; restoring");
+    copy(&working_url, &database.database_url).await
 }
 
 async fn backup(database: &DatabaseArgs, to: &str) -> CliResult {

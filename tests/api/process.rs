@@ -543,7 +543,89 @@ async fn backup_copies_a_sqlite_database_beside_a_running_server(backend: Backen
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
 
+/// A backup taken while writers run restores, into an empty database of
+/// either backend, with every write acknowledged before the backup began;
+/// a damaged file and a target that is not empty are refused.
+async fn a_backup_taken_under_load_restores_every_earlier_write(backend: Backend) {
+    const BEFORE: usize = 40;
+    // Backups are of SQLite files; `backend` is where it is restored to.
+    let (_database, url) = TestDatabase::create(Backend::Sqlite).await;
+    let flags = [
+        "--demo",
+        "--rate-limit-rps",
+        "0",
+        "--public-url",
+        "http://bellbook.test",
+    ];
+    let server = Server::start(&url, &flags);
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let writers = spawn_writers(&server.base, &sender);
+    drop(sender);
+    let mut before = Vec::new();
+    while before.len() < BEFORE {
+        before.push(receiver.recv().await.expect("the writers run"));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backup = dir.path().join("under-load.db");
+    let backup_text = backup.display().to_string();
+    // While the writers go on.
+    admin(&["backup", "--to", &backup_text], &url);
+    drop(server);
+    while receiver.recv().await.is_some() {}
+    for writer in writers {
+        writer.await.expect("a writer failed");
+    }
+
+    let (_target, target_url) = TestDatabase::create(backend).await;
+    let said = admin_output(&["restore", "--from", &backup_text], &target_url);
+    assert!(
+        said.status.success(),
+        "{}",
+        String::from_utf8_lossy(&said.stderr)
+    );
+    let restored = Server::start(&target_url, &flags);
+    let client = client();
+    for contact in &before {
+        let uuid = contact["uuid"].as_str().expect("uuid");
+        let (status, found) = get(
+            &client,
+            &restored.url(&format!("/contacts/{uuid}")),
+            DEMO_API_KEY,
+        )
+        .await;
+        assert_eq!(
+            status, 200,
+            "contact {uuid} acknowledged before the backup is missing"
+        );
+        assert_eq!(&found["contact"][0], contact);
+    }
+    drop(restored);
+    // Not into a database that holds accounts.
+    let again = admin_output(&["restore", "--from", &backup_text], &target_url);
+    assert!(!again.status.success());
+    // Not from a damaged file; the target is left alone.
+    let damaged = dir.path().join("damaged.db");
+    let mut bytes = std::fs::read(&backup).expect("read backup");
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 8192] {
+        *byte = 0x5a;
+    }
+    std::fs::write(&damaged, bytes).expect("write");
+    let (_empty, empty_url) = TestDatabase::create(backend).await;
+    let refused = admin_output(
+        &["restore", "--from", &damaged.display().to_string()],
+        &empty_url,
+    );
+    assert!(!refused.status.success(), "a damaged backup was restored");
+    let unchanged = Server::start(&empty_url, &[]);
+    assert!(
+        unchanged.first_run_key().is_some(),
+        "the target stayed empty"
+    );
+}
+
 on_both_backends!(
+    a_backup_taken_under_load_restores_every_earlier_write,
     backup_copies_a_sqlite_database_beside_a_running_server,
     first_run_prints_a_working_key_once,
     demo_twice_loads_nothing_new,

@@ -224,6 +224,25 @@ impl SqlStore {
         .map_err(|e| StoreError::Other(Box::new(e)))?
     }
 
+    /// SQLite's own check of the whole file (`PRAGMA integrity_check`):
+    /// `Ok` when it finds nothing wrong, else what it found.
+    pub async fn check_integrity(&self) -> StoreResult<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::other("only SQLite files are checked this way"));
+        }
+        let problems: Vec<String> = self
+            .read_statement(|db| db.all("PRAGMA integrity_check", &[]))
+            .await?;
+        if problems == ["ok"] {
+            Ok(())
+        } else {
+            Err(StoreError::other(format!(
+                "the database file is damaged: {}",
+                problems.join("; ")
+            )))
+        }
+    }
+
     /// Runs `work` in a read transaction.
     async fn read<T, F>(&self, work: F) -> StoreResult<T>
     where
