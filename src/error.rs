@@ -17,10 +17,17 @@ pub struct ApiError {
     code: Cow<'static, str>,
     message: String,
     details: Vec<FieldError>,
-    retry_after: Option<u64>,
+    retry_after: Option<u32>,
     /// The `WWW-Authenticate` challenge of a 401.
-    challenge: Option<String>,
+    challenge: Option<Box<str>>,
+    /// Offending fields left out of `details` (past [`MAX_DETAILS`]).
+    details_omitted: u32,
 }
+
+/// Most entries `details` lists; the body counts the rest.
+pub const MAX_DETAILS: usize = 100;
+/// Problems a 422's message spells out before "and N more".
+const MESSAGES_IN_SUMMARY: usize = 10;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -37,6 +44,7 @@ impl ApiError {
             details: Vec::new(),
             retry_after: None,
             challenge: None,
+            details_omitted: 0,
         }
     }
 
@@ -58,7 +66,7 @@ impl ApiError {
             None => "Bearer realm=\"bellbook\"".to_owned(),
         };
         ApiError {
-            challenge: Some(challenge),
+            challenge: Some(challenge.into_boxed_str()),
             ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
         }
     }
@@ -85,7 +93,7 @@ impl ApiError {
 
     pub fn rate_limited(retry_after_seconds: u64) -> Self {
         ApiError {
-            retry_after: Some(retry_after_seconds),
+            retry_after: Some(u32::try_from(retry_after_seconds).unwrap_or(u32::MAX)),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -103,18 +111,27 @@ impl ApiError {
         };
         let message = match details.as_slice() {
             [only] => only.message.clone(),
-            _ => format!(
-                "{} problems: {}",
-                details.len(),
-                details
+            _ => {
+                let shown: Vec<&str> = details
                     .iter()
+                    .take(MESSAGES_IN_SUMMARY)
                     .map(|d| d.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
+                    .collect();
+                let rest = details.len().saturating_sub(MESSAGES_IN_SUMMARY);
+                let more = if rest > 0 {
+                    format!("; and {rest} more")
+                } else {
+                    String::new()
+                };
+                format!("{} problems: {}{more}", details.len(), shown.join("; "))
+            }
         };
+        let mut details = details;
+        let omitted = u32::try_from(details.len().saturating_sub(MAX_DETAILS)).unwrap_or(u32::MAX);
+        details.truncate(MAX_DETAILS);
         ApiError {
             details,
+            details_omitted: omitted,
             ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
         }
     }
@@ -222,10 +239,15 @@ pub struct ErrorObject {
     pub code: String,
     /// A sentence a person can act on.
     pub message: String,
-    /// One entry per offending field; absent when there are none.
+    /// One entry per offending field, at most 100; absent when there are
+    /// none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(required = false)]
+    #[schema(required = false, max_items = 100)]
     pub details: Vec<ErrorDetail>,
+    /// How many offending fields `details` leaves out; absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub details_omitted: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -262,6 +284,7 @@ impl ApiError {
                         uuid: d.uuid,
                     })
                     .collect(),
+                details_omitted: (self.details_omitted > 0).then_some(self.details_omitted),
             },
         }
     }

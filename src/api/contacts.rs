@@ -28,6 +28,8 @@ pub const PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE: u32 = 500;
 /// Most tags one listing may filter by.
 pub const MAX_FILTER_TAGS: usize = 100;
+/// The longest `q`.
+pub const MAX_Q_CHARS: usize = 255;
 
 /// Spellings from Callbell's French documentation, accepted beside the
 /// English ones; the unaccented forms forgive keyboards without accents.
@@ -106,11 +108,19 @@ pub struct CreateContactRequest {
     pub identifier: Option<IdentifierText>,
     #[schema(required = true, nullable = false)]
     pub source: Option<Source>,
-    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\S"
+    )]
     pub name: Option<String>,
     pub tags: Option<TagNames>,
-    /// Custom field name to value: a string, number, array of options
-    /// (checkbox), or null for no value.
+    /// Custom field name to value: a string (at most 4096 characters),
+    /// number, array of options (checkbox), or null for no value; at most
+    /// 100 fields.
+    #[schema(schema_with = super::openapi::custom_fields_object)]
     pub custom_fields: Option<Map<String, Value>>,
     /// E-mail of the user to assign the contact to.
     #[schema(value_type = Option<EmailAddress>)]
@@ -193,11 +203,13 @@ impl CreateContactRequest {
 /// creation; sending them changes nothing.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateContactRequest {
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: Option<String>,
     /// Replaces the whole tag list (`[]` clears it).
     pub tags: Option<TagNames>,
-    /// Merged: keys given are set, `null` removes a key, others stay.
+    /// Merged: keys given are set, `null` removes a key, others stay; at
+    /// most 100 fields, a text value at most 4096 characters.
+    #[schema(schema_with = super::openapi::custom_fields_object)]
     pub custom_fields: Option<Map<String, Value>>,
     #[schema(value_type = Option<EmailAddress>)]
     pub assigned_user: Option<String>,
@@ -413,11 +425,18 @@ impl FromQuery for ContactListQuery {
             tags,
             tags_mode,
             team_uuid: query.parse::<PublicId>("team_uuid", "a team uuid (32 hex characters)")?,
-            q: query
-                .get("q")
-                .map(str::trim)
-                .filter(|q| !q.is_empty())
-                .map(str::to_owned),
+            q: match query.get("q").map(str::trim).filter(|q| !q.is_empty()) {
+                Some(q) if q.chars().count() > MAX_Q_CHARS => {
+                    return Err(ApiError::bad_request(
+                        "invalid_query",
+                        format!(
+                            "query parameter 'q' is {} characters long; at most {MAX_Q_CHARS} are allowed",
+                            q.chars().count()
+                        ),
+                    ));
+                }
+                other => other.map(str::to_owned),
+            },
             include_field_types: query.flag("include_field_types")?,
             after: after.map(str::to_owned),
         })

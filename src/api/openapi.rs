@@ -270,13 +270,25 @@ impl PartialSchema for BotCommand {
 }
 impl ToSchema for BotCommand {}
 
+/// `custom_fields` of a contact request: an object of at most 100 fields.
+pub fn custom_fields_object() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(100))
+        .build()
+}
+
 impl PartialSchema for TagNames {
     fn schema() -> RefOr<Schema> {
         OneOfBuilder::new()
             .description(Some(
                 "Tag names: an array, or one string of comma-separated names",
             ))
-            .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .item(
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::String))
+                    .max_items(Some(100)),
+            )
             .item(ObjectBuilder::new().schema_type(Type::String))
             .into()
     }

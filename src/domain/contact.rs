@@ -17,6 +17,14 @@ use super::{
 pub const MAX_IDENTIFIER_CHARS: usize = 255;
 /// Longest contact note, in Unicode scalar values (SPEC §4).
 pub const MAX_NOTE_CHARS: usize = 1000;
+/// The longest contact name.
+pub const MAX_NAME_CHARS: usize = 255;
+/// Most tags one request may set on a contact.
+pub const MAX_TAGS: usize = 100;
+/// Most custom fields one request may set.
+pub const MAX_CUSTOM_FIELDS: usize = 100;
+/// The longest custom field value, as text.
+pub const MAX_FIELD_VALUE_CHARS: usize = 4096;
 /// Longest conversation note message, in Unicode scalar values (SPEC §4).
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 
@@ -207,6 +215,17 @@ impl<'s> ContactValidator<'s> {
 
     pub fn name(&mut self, field: &str, name: &str) -> String {
         match non_blank(name) {
+            Some(name) if name.chars().count() > MAX_NAME_CHARS => {
+                self.errors.push(FieldError::new(
+                    field,
+                    "too_long",
+                    format!(
+                        "'{field}' is {} characters long; at most {MAX_NAME_CHARS} are allowed",
+                        name.chars().count()
+                    ),
+                ));
+                String::new()
+            }
             Some(name) => name.to_owned(),
             None => {
                 self.errors.push(FieldError::new(
@@ -294,6 +313,17 @@ impl<'s> ContactValidator<'s> {
 
     /// Tag names to tag ids, in the order given, duplicates collapsed.
     pub fn tags(&mut self, names: &[String]) -> Vec<i64> {
+        if names.len() > MAX_TAGS {
+            self.errors.push(FieldError::new(
+                "tags",
+                "too_many",
+                format!(
+                    "'tags' names {} tags; at most {MAX_TAGS} are allowed",
+                    names.len()
+                ),
+            ));
+            return Vec::new();
+        }
         let mut ids = Vec::with_capacity(names.len());
         for (index, name) in names.iter().enumerate() {
             let field = format!("tags[{index}]");
@@ -323,10 +353,34 @@ impl<'s> ContactValidator<'s> {
         &mut self,
         values: &Map<String, Value>,
     ) -> Vec<(i64, Option<CustomFieldValue>)> {
+        if values.len() > MAX_CUSTOM_FIELDS {
+            self.errors.push(FieldError::new(
+                "custom_fields",
+                "too_many",
+                format!(
+                    "'custom_fields' sets {} fields; at most {MAX_CUSTOM_FIELDS} are allowed",
+                    values.len()
+                ),
+            ));
+            return Vec::new();
+        }
         let mut resolved: Vec<(i64, Option<CustomFieldValue>)> = Vec::with_capacity(values.len());
         let mut seen = HashSet::new();
         for (key, value) in values {
             let field_path = format!("custom_fields.{key}");
+            if let Value::String(text) = value
+                && text.chars().count() > MAX_FIELD_VALUE_CHARS
+            {
+                self.errors.push(FieldError::new(
+                    field_path,
+                    "too_long",
+                    format!(
+                        "custom field '{key}' is {} characters long; at most {MAX_FIELD_VALUE_CHARS} are allowed",
+                        text.chars().count()
+                    ),
+                ));
+                continue;
+            }
             let Some(field) = self.settings.custom_field_named(key) else {
                 self.errors.push(FieldError::new(
                     field_path,

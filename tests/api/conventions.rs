@@ -196,14 +196,15 @@ async fn bodies_over_the_limit_are_refused(backend: Backend) {
         .await;
     reply.assert_error(413, "payload_too_large");
     assert_eq!(app.get("/contacts").await.body["contacts"], json!([]));
-    // Just under the limit is read (and judged on its merits).
+    // Just under the limit is read, and judged on its merits: a name that
+    // long is refused for its own length, not the body's.
     let name = "y".repeat(1024 * 1024 - 100);
     app.post(
         "/contacts",
         json!({"identifier": "1", "source": "whatsapp", "name": name}),
     )
     .await
-    .assert_status(200);
+    .assert_error(422, "too_long");
 }
 
 async fn the_body_limit_is_configurable(backend: Backend) {
@@ -613,7 +614,95 @@ async fn metrics_are_scraped_in_prometheus_format(backend: Backend) {
     assert_eq!(value("bellbook_webhook_deliveries_pending", &[]), Some(0.0));
 }
 
+/// Every string and list a client sends has a documented limit; past it,
+/// a 422 `too_long` / `too_many` (a 400 for `q`, a query parameter), and
+/// `details` lists at most 100 problems and counts the rest.
+async fn limits_are_enforced_and_errors_stay_small(backend: Backend) {
+    let app = TestApp::spawn_demo(backend).await;
+    let base = json!({"source": "whatsapp", "identifier": "+39 333 555 0001"});
+    let with = |extra: serde_json::Value| {
+        let mut body = base.clone();
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let long_name = "n".repeat(256);
+    let reply = app
+        .post("/contacts", with(json!({"name": long_name})))
+        .await;
+    reply.assert_error(422, "too_long");
+    assert_eq!(reply.error_fields(), ["name"]);
+    let tags: Vec<String> = (0..101).map(|_| "lead".to_owned()).collect();
+    let reply = app
+        .post("/contacts", with(json!({"name": "Limits", "tags": tags})))
+        .await;
+    reply.assert_error(422, "too_many");
+    assert_eq!(reply.error_fields(), ["tags"]);
+    let fields: serde_json::Map<String, serde_json::Value> = (0..101)
+        .map(|i| (format!("field {i}"), json!("x")))
+        .collect();
+    let reply = app
+        .post(
+            "/contacts",
+            with(json!({"name": "Limits", "custom_fields": fields})),
+        )
+        .await;
+    reply.assert_error(422, "too_many");
+    assert_eq!(reply.error_fields(), ["custom_fields"]);
+    let reply = app
+        .post(
+            "/contacts",
+            with(json!({"name": "Limits", "custom_fields": {"Billing Address": "a".repeat(4097)}})),
+        )
+        .await;
+    reply.assert_error(422, "too_long");
+    assert_eq!(reply.error_fields(), ["custom_fields.Billing Address"]);
+    // Nothing was created by any of them.
+    assert_eq!(
+        app.get("/contacts?q=Limits").await.body["contacts"],
+        json!([])
+    );
+    // At the limits, it works.
+    let created = app
+        .create_contact(with(json!({
+            "name": "n".repeat(255),
+            "custom_fields": {"Billing Address": "a".repeat(4096)}
+        })))
+        .await;
+    let uuid = created["uuid"].as_str().expect("uuid");
+    let reply = app
+        .patch(
+            &format!("/contacts/{uuid}"),
+            json!({"name": "m".repeat(256)}),
+        )
+        .await;
+    reply.assert_error(422, "too_long");
+    // Hundreds of problems: 100 listed, the rest counted, the message short.
+    let unknown_tags: Vec<String> = (0..100).map(|i| format!("nope {i}")).collect();
+    let unknown_fields: serde_json::Map<String, serde_json::Value> = (0..100)
+        .map(|i| (format!("nope {i}"), json!("x")))
+        .collect();
+    let reply = app
+        .patch(
+            &format!("/contacts/{uuid}"),
+            json!({"name": "m".repeat(256), "tags": unknown_tags, "custom_fields": unknown_fields}),
+        )
+        .await;
+    reply.assert_error(422, "validation_failed");
+    assert_eq!(reply.error_fields().len(), 100);
+    assert_eq!(reply.body["error"]["details_omitted"], 101);
+    assert!(reply.text.len() < 20_000, "{} bytes", reply.text.len());
+    app.get(&format!("/contacts?q={}", "q".repeat(256)))
+        .await
+        .assert_error(400, "invalid_query");
+    app.get(&format!("/contacts?q={}", "q".repeat(255)))
+        .await
+        .assert_status(200);
+}
+
 on_both_backends!(
+    limits_are_enforced_and_errors_stay_small,
     metrics_are_scraped_in_prometheus_format,
     refusals_say_what_was_wrong_and_challenge,
     every_v1_response_carries_the_rate_limit,
