@@ -301,11 +301,15 @@ impl RouteLabels {
         RouteLabels(
             paths
                 .map(|path| {
-                    let label = Arc::new(path.replace('{', ":").replace('}', ""));
+                    let label = RouteLabels::label(&path);
                     (path, label)
                 })
                 .collect(),
         )
+    }
+
+    fn label(template: &str) -> Arc<String> {
+        Arc::new(template.replace('{', ":").replace('}', ""))
     }
 
     fn of(&self, matched: Option<&axum::extract::MatchedPath>) -> Option<Arc<String>> {
@@ -314,7 +318,7 @@ impl RouteLabels {
             self.0
                 .get(matched)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(matched.replace('{', ":").replace('}', ""))),
+                .unwrap_or_else(|| RouteLabels::label(matched)),
         )
     }
 }

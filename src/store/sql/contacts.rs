@@ -1047,16 +1047,12 @@ impl ContactStore for SqlStore {
         contact: &NewContact,
     ) -> StoreResult<ContactRecord> {
         let contact = contact.clone();
-        let events = self.events.clone();
-        let created = self
-            .write(move |db, cache| {
-                let created = insert(db, cache, account, &contact)?;
-                events.contact(db, account, EventName::ContactCreated, &created)?;
-                Ok(created)
-            })
-            .await?;
-        self.events.signal();
-        Ok(created)
+        self.write_recording(move |db, cache, events| {
+            let created = insert(db, cache, account, &contact)?;
+            events.contact(db, account, EventName::ContactCreated, &created)?;
+            Ok(created)
+        })
+        .await
     }
 
     async fn update_contact(
@@ -1067,16 +1063,12 @@ impl ContactStore for SqlStore {
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
         let changes = changes.clone();
-        let events = self.events.clone();
-        let updated = self
-            .write(move |db, cache| {
-                let updated = update(db, cache, account, uuid, &changes, at)?;
-                events.contact(db, account, EventName::ContactUpdated, &updated)?;
-                Ok(updated)
-            })
-            .await?;
-        self.events.signal();
-        Ok(updated)
+        self.write_recording(move |db, cache, events| {
+            let updated = update(db, cache, account, uuid, &changes, at)?;
+            events.contact(db, account, EventName::ContactUpdated, &updated)?;
+            Ok(updated)
+        })
+        .await
     }
 
     async fn contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<ContactRecord> {
@@ -1127,39 +1119,30 @@ impl ContactStore for SqlStore {
         account: AccountId,
         contacts: Vec<NewContact>,
     ) -> StoreResult<Vec<Imported>> {
-        let events = self.events.clone();
-        let imported = self
-            .write(move |db, cache| {
-                let imported = insert_many(db, account, &contacts)?;
-                if events.recording() {
-                    let created = contacts
-                        .iter()
-                        .zip(&imported)
-                        .filter(|(_, outcome)| matches!(outcome, Imported::Created));
-                    for (contact, _) in created {
-                        let row = read_row(db, account, contact.uuid)?;
-                        let settings = cache.current(db, account, Seen::Uncommitted)?;
-                        let record = render(row, &settings)?;
-                        events.contact(db, account, EventName::ContactCreated, &record)?;
-                    }
+        self.write_recording(move |db, cache, events| {
+            let imported = insert_many(db, account, &contacts)?;
+            if events.recording() {
+                let settings = cache.current(db, account, Seen::Uncommitted)?;
+                let created = contacts
+                    .iter()
+                    .zip(&imported)
+                    .filter(|(_, outcome)| matches!(outcome, Imported::Created));
+                for (contact, _) in created {
+                    let record = render(read_row(db, account, contact.uuid)?, &settings)?;
+                    events.contact(db, account, EventName::ContactCreated, &record)?;
                 }
-                Ok(imported)
-            })
-            .await?;
-        self.events.signal();
-        Ok(imported)
+            }
+            Ok(imported)
+        })
+        .await
     }
 
     async fn delete_contact(&self, account: AccountId, uuid: PublicId) -> StoreResult<()> {
-        let events = self.events.clone();
-        self.write(move |db, _| {
+        self.write_recording(move |db, _, events| {
             delete(db, account, uuid)?;
-            events.deleted(db, account, uuid)?;
-            Ok(())
+            events.deleted(db, account, uuid)
         })
-        .await?;
-        self.events.signal();
-        Ok(())
+        .await
     }
 
     async fn close_conversation(
@@ -1168,18 +1151,14 @@ impl ContactStore for SqlStore {
         uuid: PublicId,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        let events = self.events.clone();
-        let closed = self
-            .write(move |db, cache| {
-                let (closed, closing) = close_conversation(db, cache, account, uuid, at)?;
-                if closing {
-                    events.contact(db, account, EventName::ConversationClosed, &closed)?;
-                }
-                Ok(closed)
-            })
-            .await?;
-        self.events.signal();
-        Ok(closed)
+        self.write_recording(move |db, cache, events| {
+            let (closed, closing) = close_conversation(db, cache, account, uuid, at)?;
+            if closing {
+                events.contact(db, account, EventName::ConversationClosed, &closed)?;
+            }
+            Ok(closed)
+        })
+        .await
     }
 
     async fn open_conversation(
@@ -1188,18 +1167,14 @@ impl ContactStore for SqlStore {
         uuid: PublicId,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        let events = self.events.clone();
-        let opened = self
-            .write(move |db, cache| {
-                let (opened, opening) = open_conversation(db, cache, account, uuid, at)?;
-                if opening {
-                    events.contact(db, account, EventName::ConversationOpened, &opened)?;
-                }
-                Ok(opened)
-            })
-            .await?;
-        self.events.signal();
-        Ok(opened)
+        self.write_recording(move |db, cache, events| {
+            let (opened, opening) = open_conversation(db, cache, account, uuid, at)?;
+            if opening {
+                events.contact(db, account, EventName::ConversationOpened, &opened)?;
+            }
+            Ok(opened)
+        })
+        .await
     }
 
     async fn set_funnel(
@@ -1209,16 +1184,12 @@ impl ContactStore for SqlStore {
         funnel_id: Option<i64>,
         at: Timestamp,
     ) -> StoreResult<ContactRecord> {
-        let events = self.events.clone();
-        let moved = self
-            .write(move |db, cache| {
-                let moved = set_funnel(db, cache, account, uuid, funnel_id, at)?;
-                events.contact(db, account, EventName::ContactUpdated, &moved)?;
-                Ok(moved)
-            })
-            .await?;
-        self.events.signal();
-        Ok(moved)
+        self.write_recording(move |db, cache, events| {
+            let moved = set_funnel(db, cache, account, uuid, funnel_id, at)?;
+            events.contact(db, account, EventName::ContactUpdated, &moved)?;
+            Ok(moved)
+        })
+        .await
     }
 
     async fn add_note(
@@ -1229,16 +1200,12 @@ impl ContactStore for SqlStore {
         at: Timestamp,
     ) -> StoreResult<MessageRecord> {
         let text = text.to_owned();
-        let events = self.events.clone();
-        let note = self
-            .write(move |db, cache| {
-                let (note, contact) = add_note(db, cache, account, uuid, &text, at)?;
-                events.contact(db, account, EventName::ContactUpdated, &contact)?;
-                Ok(note)
-            })
-            .await?;
-        self.events.signal();
-        Ok(note)
+        self.write_recording(move |db, cache, events| {
+            let (note, contact) = add_note(db, cache, account, uuid, &text, at)?;
+            events.contact(db, account, EventName::ContactUpdated, &contact)?;
+            Ok(note)
+        })
+        .await
     }
 
     async fn list_messages(

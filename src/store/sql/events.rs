@@ -151,19 +151,20 @@ pub(super) fn write(
                 event.created_at
             ],
         )?;
-        let names = match subscribed.get(&event.account) {
-            Some(names) => names.clone(),
-            None => {
+        let names = match subscribed.entry(event.account) {
+            std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::btree_map::Entry::Vacant(unknown) => {
                 let stored: Option<String> = db.optional(
                     "SELECT subscriptions FROM webhooks WHERE account_id = $1",
                     &params![event.account],
                 )?;
-                let names = stored.map(|s| decode_subscriptions(&s)).transpose()?;
-                subscribed.insert(event.account, names.clone());
-                names
+                unknown.insert(stored.map(|s| decode_subscriptions(&s)).transpose()?)
             }
         };
-        if names.is_some_and(|names| names.contains(&event.name)) {
+        if names
+            .as_ref()
+            .is_some_and(|names| names.contains(&event.name))
+        {
             db.execute(
                 "INSERT INTO webhook_queue (account_id, seq, contact_uuid, next_attempt_at)
                  VALUES ($1, $2, $3, $4)",

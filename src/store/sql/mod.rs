@@ -282,6 +282,21 @@ impl SqlStore {
         }
     }
 
+    /// Runs `work`, which may record events, in the next group commit;
+    /// once it committed, wakes whoever waits for events.
+    async fn write_recording<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn Db, &SettingsCache, &events::Events) -> StoreResult<T> + Send + 'static,
+    {
+        let events = self.events.clone();
+        let written = self
+            .write(move |db, cache| work(db, cache, &events))
+            .await?;
+        self.events.signal();
+        Ok(written)
+    }
+
     /// Runs `work` in the next group commit.
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
