@@ -253,12 +253,14 @@ pub fn parse_fields<T: DeserializeOwned + Default>(
     (parsed, errors)
 }
 
-/// Rephrases serde's "invalid type: integer `5`, expected a string" as
-/// "must be a string, not integer `5`"; custom messages pass through.
+/// Rephrases serde's "invalid type: boolean `true`, expected a string" as
+/// "must be a string, not boolean `true`"; custom messages pass through.
+/// (Numbers keep their literal, so serde names them only as "number".)
 fn describe_serde_error(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("invalid type: ")
         && let Some((got, expected)) = rest.split_once(", expected ")
     {
+        let got = if got == "number" { "a number" } else { got };
         return format!("must be {expected}, not {got}");
     }
     message.to_owned()
@@ -488,10 +490,7 @@ mod tests {
         let errors = errors.into_vec();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "count", "tags[1]"]);
-        assert_eq!(
-            errors[0].message,
-            "'name' must be a string, not integer `5`"
-        );
+        assert_eq!(errors[0].message, "'name' must be a string, not a number");
         assert!(parsed.name.is_none());
     }
 

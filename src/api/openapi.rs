@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use crate::api::json::Json;
+use crate::api::json::SerdeJson;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -109,8 +109,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
 )]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
+pub async fn openapi_json() -> SerdeJson<utoipa::openapi::OpenApi> {
+    SerdeJson(document())
 }
 
 /// Statuses any operation may answer with the error body, besides its own

@@ -242,7 +242,7 @@ pub struct AttemptResponse {
     #[schema(required = true)]
     pub code: Option<i64>,
     #[schema(value_type = Object)]
-    pub headers: serde_json::Value,
+    pub headers: sonic_rs::Value,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -251,7 +251,7 @@ pub struct WebhookEventView {
     #[schema(value_type = String)]
     pub event: EventName,
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: sonic_rs::Value,
     pub response: AttemptResponse,
     pub success: bool,
     pub created_at: Timestamp,
@@ -263,9 +263,9 @@ pub struct WebhookEventList {
     pub meta: PageMeta,
 }
 
-/// Stored JSON text back as a value.
-fn stored_json(text: &str) -> ApiResult<serde_json::Value> {
-    serde_json::from_str(text).map_err(|error| {
+/// Stored JSON text back as a value (sonic's, which [`Json`] writes).
+fn stored_json(text: &str) -> ApiResult<sonic_rs::Value> {
+    sonic_rs::from_str(text).map_err(|error| {
         tracing::error!(%error, "a stored event holds malformed JSON");
         ApiError::internal()
     })
@@ -389,7 +389,7 @@ pub struct FeedEvent {
     #[schema(value_type = String)]
     pub event: EventName,
     #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    pub payload: sonic_rs::Value,
     pub created_at: Timestamp,
 }
 

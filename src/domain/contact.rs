@@ -408,7 +408,7 @@ impl<'s> ContactValidator<'s> {
                 Ok(value) => resolved.push((field.id, Some(value))),
                 Err(problem) => self.errors.push(FieldError::new(
                     field_path,
-                    "invalid_custom_field_value",
+                    problem.code,
                     format!("custom field '{}' ({}) {problem}", field.name, field.kind),
                 )),
             }

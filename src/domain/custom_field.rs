@@ -77,11 +77,18 @@ pub struct CustomFieldValue(String);
 
 impl CustomFieldValue {
     /// Checks `value` against a field of type `kind` with `options`, and
-    /// returns its canonical form, or a sentence saying what is wrong.
-    pub fn parse(kind: CustomFieldType, options: &[String], value: &Value) -> Result<Self, String> {
+    /// returns its canonical form, or what is wrong. A JSON number is kept
+    /// as the exact decimal the client wrote ([`super::decimal`]).
+    pub fn parse(
+        kind: CustomFieldType,
+        options: &[String],
+        value: &Value,
+    ) -> Result<Self, ValueProblem> {
         let text = match (kind, value) {
             (CustomFieldType::Text, Value::String(s)) => s.clone(),
-            (CustomFieldType::Text, Value::Number(n)) => n.to_string(),
+            (CustomFieldType::Text | CustomFieldType::Number, Value::Number(n)) => {
+                exact_decimal(n)?
+            }
             (CustomFieldType::Text, _) => return Err("must be a string".into()),
 
             (CustomFieldType::Email, Value::String(s))
@@ -91,7 +98,6 @@ impl CustomFieldValue {
             }
             (CustomFieldType::Email, _) => return Err("must be a valid e-mail address".into()),
 
-            (CustomFieldType::Number, Value::Number(n)) => n.to_string(),
             (CustomFieldType::Number, Value::String(s)) if is_decimal(s.trim()) => {
                 s.trim().to_owned()
             }
@@ -108,10 +114,10 @@ impl CustomFieldValue {
 
             (CustomFieldType::Dropdown, Value::String(s)) => match find_option(options, s) {
                 Some(option) => option.to_owned(),
-                None => return Err(format!("must be one of: {}", options.join(", "))),
+                None => return Err(format!("must be one of: {}", options.join(", ")).into()),
             },
             (CustomFieldType::Dropdown, _) => {
-                return Err(format!("must be one of: {}", options.join(", ")));
+                return Err(format!("must be one of: {}", options.join(", ")).into());
             }
 
             (CustomFieldType::Checkbox, value) => encode_checked(&checked_options(options, value)?),
@@ -131,6 +137,49 @@ impl CustomFieldValue {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Why a value does not fit its field: `too_long` for a number whose exact
+/// decimal is past the value limit, `invalid_custom_field_value` for all
+/// else, with a sentence that completes "custom field 'x' (type) ...".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueProblem {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl From<String> for ValueProblem {
+    fn from(message: String) -> Self {
+        ValueProblem {
+            code: "invalid_custom_field_value",
+            message,
+        }
+    }
+}
+
+impl From<&str> for ValueProblem {
+    fn from(message: &str) -> Self {
+        ValueProblem::from(message.to_owned())
+    }
+}
+
+impl fmt::Display for ValueProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A JSON number as its plain decimal, refused when that is longer than
+/// any value may be (`1e5000` written out).
+fn exact_decimal(number: &serde_json::Number) -> Result<String, ValueProblem> {
+    let limit = super::contact::MAX_FIELD_VALUE_CHARS;
+    super::decimal::plain_decimal(number.as_str(), limit).map_err(|too_long| ValueProblem {
+        code: "too_long",
+        message: format!(
+            "is {} characters long when written out; at most {limit} are allowed",
+            too_long.chars
+        ),
+    })
 }
 
 /// The labels of a stored checkbox value, for the typed metadata view.
@@ -219,7 +268,9 @@ mod tests {
             "Notifications".to_owned(),
             "Analytics".to_owned(),
         ];
-        CustomFieldValue::parse(kind, &options, &value).map(CustomFieldValue::into_string)
+        CustomFieldValue::parse(kind, &options, &value)
+            .map(CustomFieldValue::into_string)
+            .map_err(|problem| problem.message)
     }
 
     #[test]
@@ -317,5 +368,64 @@ mod tests {
             decode_checked(r#"["A \"quoted\"", "B"]"#),
             vec!["A \"quoted\"", "B"]
         );
+    }
+
+    /// Days in a month by the Gregorian rule, written out independently
+    /// of the `time` crate the parser uses.
+    fn days_in(year: i32, month: u32) -> u32 {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    proptest::proptest! {
+        /// `YYYY-MM-DD` is accepted exactly when the day exists, and kept
+        /// as written (trimmed).
+        #[test]
+        fn a_date_is_accepted_exactly_when_it_exists(
+            year in 1_i32..=9999, month in 0_u32..=13, day in 0_u32..=32, pad in " {0,2}"
+        ) {
+            let text = format!("{pad}{year:04}-{month:02}-{day:02}{pad}");
+            let exists = (1..=12).contains(&month) && day >= 1 && day <= days_in(year, month);
+            let parsed = parse(CustomFieldType::Date, json!(text));
+            proptest::prop_assert_eq!(parsed.is_ok(), exists, "{}", text);
+            if exists {
+                proptest::prop_assert_eq!(parsed, Ok(text.trim().to_owned()));
+            }
+        }
+
+        /// Any other shape of text is refused: a date is ten characters of
+        /// digits and dashes and nothing else.
+        #[test]
+        fn other_text_is_not_a_date(text in "[0-9/ .T:Z-]{0,14}") {
+            let trimmed = text.trim();
+            let shaped = trimmed.len() == 10
+                && trimmed.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+            if !shaped {
+                proptest::prop_assert!(parse(CustomFieldType::Date, json!(text)).is_err(), "{}", text);
+            }
+        }
+
+        /// A JSON number in a number field is stored as its exact plain
+        /// decimal, whatever its size or form.
+        #[test]
+        fn a_number_field_keeps_the_exact_value(
+            integer in "(0|[1-9][0-9]{0,30})", fraction in "[0-9]{0,20}", exponent in -40_i32..40
+        ) {
+            let literal = if fraction.is_empty() {
+                format!("{integer}e{exponent}")
+            } else {
+                format!("{integer}.{fraction}e{exponent}")
+            };
+            let value: Value = serde_json::from_str(&literal).expect("a JSON number");
+            let stored = parse(CustomFieldType::Number, value).expect("fits");
+            let exact = |s: &str| s.parse::<bigdecimal::BigDecimal>().expect("decimal");
+            proptest::prop_assert_eq!(exact(&stored), exact(&literal));
+            proptest::prop_assert!(!stored.contains(['e', 'E']));
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod contact;
 pub mod custom_field;
+pub mod decimal;
 pub mod email;
 pub mod event;
 pub mod identifier;

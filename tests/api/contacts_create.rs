@@ -1042,6 +1042,89 @@ async fn failing_requests_change_nothing(backend: Backend) {
     assert_eq!(all_contacts(&app).await.len(), before.len() + 1);
 }
 
+/// A POST with this exact body text (the numbers in it as the client
+/// wrote them, which `json!` would turn into floats).
+async fn post_raw(app: &TestApp, body: &str) -> Reply {
+    crate::helpers::send(
+        app.request(reqwest::Method::POST, "/contacts")
+            .header("content-type", "application/json")
+            .body(body.to_owned()),
+    )
+    .await
+}
+
+/// SPEC §3/§4 and README "Numbers": a number is kept as the exact decimal
+/// the client wrote, in number and text fields alike; an exponent is
+/// written out, `-0` loses its sign, and one too long to keep is a 422.
+async fn numbers_are_kept_exactly_as_written(backend: Backend) {
+    let app = demo(backend).await;
+    let cases = [
+        ("18446744073709551616", "18446744073709551616"),
+        ("12345678901234567.5", "12345678901234567.5"),
+        ("1.50", "1.50"),
+        ("-0", "0"),
+        ("-0.0", "0.0"),
+        ("1e2", "100"),
+        ("1E+2", "100"),
+        ("1.5e-3", "0.0015"),
+        ("-2.50e1", "-25.0"),
+        ("0.1", "0.1"),
+        (
+            "123456789012345678901234567890e-30",
+            "0.123456789012345678901234567890",
+        ),
+        ("1e400", &format!("1{}", "0".repeat(400))),
+    ];
+    for (index, (literal, kept)) in cases.iter().enumerate() {
+        let body = format!(
+            r#"{{"identifier": "+3940{index:02}", "source": "whatsapp", "name": "N",
+                "custom_fields": {{"orderNumber": {literal}, "zipCode": {literal}}}}}"#
+        );
+        let reply = post_raw(&app, &body).await;
+        reply.assert_status(200);
+        let expected = json!({"orderNumber": kept, "zipCode": kept});
+        assert_eq!(reply.contact()["customFields"], expected, "{literal}");
+        let uuid = reply.contact()["uuid"].as_str().expect("uuid").to_owned();
+        let read = app.get(&format!("/contacts/{uuid}")).await;
+        assert_eq!(
+            read.contact()["customFields"],
+            expected,
+            "{literal} read back"
+        );
+        // A PATCH keeps the literal the same way.
+        let patched = crate::helpers::send(
+            app.request(reqwest::Method::PATCH, &format!("/contacts/{uuid}"))
+                .header("content-type", "application/json")
+                .body(format!(
+                    r#"{{"custom_fields": {{"orderNumber": null, "zipCode": {literal}}}}}"#
+                )),
+        )
+        .await;
+        patched.assert_status(200);
+        assert_eq!(
+            patched.contact()["customFields"],
+            json!({"zipCode": kept}),
+            "{literal} patched"
+        );
+    }
+    // Too long once written out: refused, naming the field, creating nothing.
+    let before = app.get("/contacts").await.body["meta"]["total"].clone();
+    for literal in ["1e5000", "-1e-5000", "1e99999999999999999999"] {
+        let body = format!(
+            r#"{{"identifier": "+394099", "source": "whatsapp", "name": "N",
+                "custom_fields": {{"orderNumber": {literal}}}}}"#
+        );
+        let reply = post_raw(&app, &body).await;
+        reply.assert_error(422, "too_long");
+        assert_eq!(
+            reply.error_fields(),
+            ["custom_fields.orderNumber"],
+            "{literal}"
+        );
+    }
+    assert_eq!(app.get("/contacts").await.body["meta"]["total"], before);
+}
+
 on_both_backends!(
     create_answers_with_every_contact_field,
     hrefs_use_the_configured_public_url,
@@ -1050,6 +1133,7 @@ on_both_backends!(
     tags_come_as_an_array_or_a_comma_separated_string,
     names_every_unknown_tag,
     accepts_every_custom_field_type_in_its_forms,
+    numbers_are_kept_exactly_as_written,
     refuses_custom_field_values_that_do_not_fit,
     assigns_users_by_email_in_any_case,
     puts_contacts_in_the_default_team_or_the_one_named,

@@ -573,7 +573,123 @@ async fn french_spellings_work_on_update(backend: Backend) {
     .await;
 }
 
+/// One PATCH of the merge property test: each named field set to a value
+/// or cleared (`None` is `null`), and maybe a new tag list.
+#[derive(Debug, Clone)]
+struct Patch {
+    fields: Vec<(&'static str, Option<String>)>,
+    tags: Option<Vec<&'static str>>,
+}
+
+fn patch_strategy() -> impl proptest::strategy::Strategy<Value = Patch> {
+    use proptest::prelude::*;
+    let field = prop_oneof![
+        Just("zipCode"),
+        Just("VAT"),
+        Just("Address"),
+        Just("ZIPCODE")
+    ];
+    let value = proptest::option::of("[a-z0-9]{1,6}");
+    let tags = proptest::option::of(proptest::sample::subsequence(
+        vec!["sales", "lead", "hot", "Interested"],
+        0..=4,
+    ));
+    (proptest::collection::vec((field, value), 0..4), tags)
+        .prop_map(|(fields, tags)| Patch { fields, tags })
+}
+
+/// SPEC §4's PATCH semantics as a property: over any sequence of patches,
+/// `custom_fields` merges key by key (case-insensitive names, `null`
+/// clears), `tags` replaces the whole list when given and is left alone
+/// when not, and every answer is what a read shows.
+async fn any_sequence_of_patches_merges_like_a_map(backend: Backend) {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::collections::BTreeMap;
+
+    let app = demo(backend).await;
+    let runtime = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: 12,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = proptest::collection::vec(patch_strategy(), 1..6);
+    let counter = std::sync::atomic::AtomicU32::new(0);
+    let outcome = runner.run(&strategy, |patches| {
+        tokio::task::block_in_place(|| {
+            runtime.block_on(async {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let contact = app
+                    .create_contact(json!({
+                        "identifier": format!("+3955{n:04}"), "source": "whatsapp", "name": "P",
+                        "tags": ["sales"], "custom_fields": {"VAT": "start"}
+                    }))
+                    .await;
+                let uuid = contact["uuid"].as_str().expect("uuid").to_owned();
+                let mut fields: BTreeMap<String, String> =
+                    BTreeMap::from([("VAT".into(), "start".into())]);
+                let mut tags = vec!["sales".to_owned()];
+                for patch in &patches {
+                    let mut body = serde_json::Map::new();
+                    // A name given twice in one patch is refused; send each once.
+                    let mut sent: BTreeMap<String, (&str, Option<String>)> = BTreeMap::new();
+                    for (name, value) in &patch.fields {
+                        sent.insert(name.to_lowercase(), (name, value.clone()));
+                    }
+                    let custom_fields: serde_json::Map<String, Value> = sent
+                        .values()
+                        .map(|(name, value)| (name.to_string(), json!(value)))
+                        .collect();
+                    if !custom_fields.is_empty() {
+                        body.insert("custom_fields".into(), Value::Object(custom_fields));
+                    }
+                    if let Some(new_tags) = &patch.tags {
+                        body.insert("tags".into(), json!(new_tags));
+                    }
+                    let answer = patched(&app, &uuid, Value::Object(body)).await;
+                    for (name, value) in sent.values() {
+                        let canonical = if name.eq_ignore_ascii_case("zipcode") {
+                            "zipCode"
+                        } else {
+                            name
+                        };
+                        match value {
+                            Some(value) => fields.insert(canonical.to_owned(), value.clone()),
+                            None => fields.remove(canonical),
+                        };
+                    }
+                    if let Some(new_tags) = &patch.tags {
+                        tags = new_tags.iter().map(|t| (*t).to_owned()).collect();
+                    }
+                    let shown: BTreeMap<String, String> = answer["customFields"]
+                        .as_object()
+                        .expect("customFields")
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_owned()))
+                        .collect();
+                    proptest::prop_assert_eq!(&shown, &fields, "after {:?}", patch);
+                    let mut shown_tags: Vec<String> = answer["tags"]
+                        .as_array()
+                        .expect("tags")
+                        .iter()
+                        .map(|t| t.as_str().expect("tag").to_owned())
+                        .collect();
+                    shown_tags.sort();
+                    let mut expected_tags = tags.clone();
+                    expected_tags.sort();
+                    proptest::prop_assert_eq!(shown_tags, expected_tags, "after {:?}", patch);
+                }
+                Ok(())
+            })
+        })
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
 on_both_backends!(
+    any_sequence_of_patches_merges_like_a_map,
     the_docs_example_runs_verbatim,
     name_changes_and_must_not_be_blank,
     tags_replace_the_whole_list,
