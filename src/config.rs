@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::server::ConnectionLimits;
 use crate::webhooks::{AddressPolicy, WebhookSettings};
 
 /// Where the database is when nothing says otherwise: a file beside you.
@@ -45,6 +46,29 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "BELLBOOK_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// Seconds a client may take to send a request head, from its first
+    /// byte (slow senders are disconnected).
+    #[arg(long, env = "BELLBOOK_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a client may take to send a request body (408 past it).
+    #[arg(long, env = "BELLBOOK_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds a request may take in all, body included (503 past it);
+    /// above 60, the longest `GET /v1/events?wait=` long poll.
+    #[arg(long, env = "BELLBOOK_REQUEST_TIMEOUT_SECS", default_value_t = 90)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a keep-alive connection may sit idle between requests.
+    #[arg(long, env = "BELLBOOK_IDLE_TIMEOUT_SECS", default_value_t = 75)]
+    pub idle_timeout_secs: u64,
+
+    /// Connections served at once; further ones wait to be accepted.
+    /// Keep it under the process's open-file limit (`ulimit -n`).
+    #[arg(long, env = "BELLBOOK_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 
     /// Keep the rate limit in Redis (redis://HOST:PORT), shared by every
     /// process on the same database; without it each process limits alone.
@@ -93,6 +117,10 @@ pub struct Settings {
     pub deliver_webhooks: bool,
     /// The bearer token `GET /metrics` requires, if any.
     pub metrics_token: Option<String>,
+    /// Time for a request's body, and for the whole request.
+    pub body_timeout: Duration,
+    pub request_timeout: Duration,
+    pub connections: ConnectionLimits,
 }
 
 impl Settings {
@@ -108,6 +136,9 @@ impl Settings {
             webhooks: WebhookSettings::default(),
             deliver_webhooks: true,
             metrics_token: None,
+            body_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(90),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -132,6 +163,18 @@ impl From<&ServeArgs> for Settings {
             },
             deliver_webhooks: !args.no_webhook_worker,
             metrics_token: args.metrics_token.clone(),
+            body_timeout: seconds(args.body_timeout_secs),
+            request_timeout: seconds(args.request_timeout_secs),
+            connections: ConnectionLimits {
+                header_timeout: seconds(args.header_timeout_secs),
+                idle_timeout: seconds(args.idle_timeout_secs),
+                max_connections: args.max_connections.max(1),
+            },
         }
     }
+}
+
+/// A timeout flag's seconds; zero would refuse everything, so it means one.
+fn seconds(value: u64) -> Duration {
+    Duration::from_secs(value.max(1))
 }

@@ -148,6 +148,35 @@ impl ApiError {
         }
     }
 
+    /// The handler did not finish in time. A write it was doing may still
+    /// be committed: only a retry with the same `Idempotency-Key` is sure
+    /// not to do it twice (README, "Timeouts and connections").
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                format!(
+                    "the request did not finish within {} s; a write may still have been applied, so retry it with the same Idempotency-Key",
+                    limit.as_secs()
+                ),
+            )
+        }
+    }
+
+    /// The client did not send its whole body in time; nothing was done.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s; the request changed nothing",
+                limit.as_secs()
+            ),
+        )
+    }
+
     pub fn internal() -> Self {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

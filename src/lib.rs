@@ -16,6 +16,7 @@ pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod ratelimit;
+pub mod server;
 pub mod store;
 pub mod webhooks;
 
@@ -61,6 +62,7 @@ pub struct App {
     public_url: String,
     webhooks: Arc<webhooks::Worker>,
     deliver_webhooks: bool,
+    connections: server::ConnectionLimits,
 }
 
 impl App {
@@ -113,7 +115,15 @@ impl App {
         });
         Ok(App {
             listener,
-            router: api::router(state, settings.max_body_bytes),
+            router: api::router(
+                state,
+                api::RequestLimits {
+                    max_body_bytes: settings.max_body_bytes,
+                    body_timeout: settings.body_timeout,
+                    request_timeout: settings.request_timeout,
+                },
+            ),
+            connections: settings.connections,
             store,
             first_run,
             public_url,
@@ -151,9 +161,6 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         // The worker stops with the server: shutdown is shared.
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = self.deliver_webhooks.then(|| {
@@ -161,9 +168,7 @@ impl App {
                 let _ = worker_stopped.await;
             }))
         });
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = server::serve(self.listener, self.router, self.connections, shutdown).await;
         let _ = stop_worker.send(());
         if let Some(worker) = worker {
             let _ = worker.await;

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -42,14 +43,22 @@ async fn read_object<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Map<S
     let limit = req
         .extensions()
         .get::<BodyLimit>()
-        .map_or(usize::MAX, |l| l.0);
-    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large(limit)
-        } else {
-            ApiError::bad_request("invalid_body", "the request body could not be read")
-        }
-    })?;
+        .copied()
+        .unwrap_or(BodyLimit {
+            bytes: usize::MAX,
+            timeout: Duration::MAX,
+        });
+    let read = tokio::time::timeout(limit.timeout, Bytes::from_request(req, state));
+    let bytes = read
+        .await
+        .map_err(|_| ApiError::body_timeout(limit.timeout))?
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(limit.bytes)
+            } else {
+                ApiError::bad_request("invalid_body", "the request body could not be read")
+            }
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "invalid_json",
@@ -118,9 +127,13 @@ fn find_nul_characters(map: &Map<String, Value>, prefix: &str, found: &mut Vec<S
     }
 }
 
-/// The body size limit in force, for the 413 message.
+/// The body limits in force: its size (for the 413 message) and how long
+/// the client may take to send it.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit {
+    pub bytes: usize,
+    pub timeout: Duration,
+}
 
 /// Drops a comma that directly precedes `}` or `]` (outside strings).
 /// Callbell's own published examples for update_funnel and notes carry

@@ -14,7 +14,7 @@ pub mod webhooks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, OriginalUri, Request, State};
 use axum::http::{HeaderValue, Method, Uri, header};
@@ -130,8 +130,17 @@ route_table! {
     get    "/events"                                    => webhooks::feed;
 }
 
+/// What one request may take: body size, and time for the body and for
+/// the whole request (README, "Timeouts and connections").
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
 /// The whole HTTP application.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, limits: RequestLimits) -> Router {
     // The guard runs for the routes above (and their 405s) only: not for
     // the document, which describes the API to anyone and needs no key,
     // nor for paths that are no route; those are only metered.
@@ -144,6 +153,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     routes()
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            limits.request_timeout,
+            time_limit,
+        ))
         .with_state(state.clone())
         .route(
             "/v1/openapi.json",
@@ -158,7 +171,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             middleware::from_fn_with_state((state.clone(), labels), count_request),
         ))
         .layer(middleware::from_fn_with_state(state, meter))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         // A bug that panics still answers with the error body, not a
         // dropped connection.
         .layer(CatchPanicLayer::custom(
@@ -167,8 +180,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 ApiError::internal().into_response()
             },
         ))
-        .layer(Extension(BodyLimit(max_body_bytes)))
+        .layer(Extension(BodyLimit {
+            bytes: limits.max_body_bytes,
+            timeout: limits.body_timeout,
+        }))
         .layer(middleware::from_fn(log_request))
+}
+
+/// Answers 503 `request_timeout` for a request that takes longer than
+/// `limit`, dropping its handler (a keyed write goes on: `idempotency`).
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::request_timeout(limit).into_response(),
+    }
 }
 
 /// Authenticates the API key, applies the rate limit, and puts the

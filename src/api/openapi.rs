@@ -116,13 +116,17 @@ pub async fn openapi_json() -> SerdeJson<utoipa::openapi::OpenApi> {
 /// Statuses any operation may answer with the error body, besides its own
 /// success: bad query or body, no key, not found, too large, wrong media
 /// type, invalid fields, rate limited, server failure, storage unavailable.
-const ERROR_STATUSES: [(&str, &str); 9] = [
+const ERROR_STATUSES: [(&str, &str); 10] = [
     (
         "400",
         "Malformed request: bad query parameter, invalid JSON, or a body that is not an object",
     ),
     ("401", "Missing, malformed, unknown or revoked API key"),
     ("404", "No such route, or no such object in this account"),
+    (
+        "408",
+        "The request body did not arrive within the body timeout; nothing was done",
+    ),
     ("413", "Request body over the size limit"),
     ("415", "Request body that is not JSON"),
     (
@@ -133,7 +137,7 @@ const ERROR_STATUSES: [(&str, &str); 9] = [
     ("500", "Server failure; the request changed nothing"),
     (
         "503",
-        "Storage unavailable or busy; the request changed nothing and may be retried",
+        "Storage unavailable or busy (the request changed nothing and may be retried), or the request past its time limit (`request_timeout`: a write may have been applied; retry with the same Idempotency-Key)",
     ),
 ];
 

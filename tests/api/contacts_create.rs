@@ -1108,7 +1108,9 @@ async fn numbers_are_kept_exactly_as_written(backend: Backend) {
         );
     }
     // Too long once written out: refused, naming the field, creating nothing.
-    let before = app.get("/contacts").await.body["meta"]["total"].clone();
+    let count = |reply: crate::helpers::Reply| reply.body["contacts"].as_array().map(Vec::len);
+    let before = count(app.get("/contacts").await);
+    assert!(before.is_some_and(|n| n > 0));
     for literal in ["1e5000", "-1e-5000", "1e99999999999999999999"] {
         let body = format!(
             r#"{{"identifier": "+394099", "source": "whatsapp", "name": "N",
@@ -1122,7 +1124,7 @@ async fn numbers_are_kept_exactly_as_written(backend: Backend) {
             "{literal}"
         );
     }
-    assert_eq!(app.get("/contacts").await.body["meta"]["total"], before);
+    assert_eq!(count(app.get("/contacts").await), before);
 }
 
 on_both_backends!(

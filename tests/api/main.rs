@@ -8,6 +8,7 @@ mod fixtures;
 mod helpers;
 
 mod concurrency;
+mod connections;
 mod contacts_create;
 mod contacts_read;
 mod contacts_update;
