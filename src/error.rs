@@ -165,6 +165,18 @@ impl ApiError {
         }
     }
 
+    /// A retry came while the first request with its key still runs.
+    pub fn idempotency_in_progress() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                "a request with this Idempotency-Key is still running; retry once it has answered",
+            )
+        }
+    }
+
     /// The client did not send its whole body in time; nothing was done.
     pub fn body_timeout(limit: std::time::Duration) -> Self {
         ApiError::new(

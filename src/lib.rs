@@ -168,13 +168,32 @@ impl App {
                 let _ = worker_stopped.await;
             }))
         });
+        let purger = tokio::spawn(purge_idempotency_keys(self.store.clone()));
         let served = server::serve(self.listener, self.router, self.connections, shutdown).await;
+        purger.abort();
         let _ = stop_worker.send(());
         if let Some(worker) = worker {
             let _ = worker.await;
         }
         self.store.close().await;
         served
+    }
+}
+
+/// Deletes idempotency keys past the 24 hours they are kept, now and then
+/// (every process does; each pass is a few cheap statements).
+async fn purge_idempotency_keys(store: Arc<SqlStore>) {
+    use store::IdempotencyStore;
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+    let kept = i64::try_from(api::idempotency::KEPT_FOR.as_secs()).unwrap_or(i64::MAX);
+    loop {
+        let before = domain::Timestamp::from_unix(domain::Timestamp::now().unix() - kept);
+        match store.purge_idempotency_keys(before).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired idempotency keys deleted"),
+            Err(error) => tracing::warn!(%error, "expired idempotency keys could not be deleted"),
+        }
+        tokio::time::sleep(EVERY).await;
     }
 }
 

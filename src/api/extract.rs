@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -23,12 +23,12 @@ pub struct JsonObject(pub Map<String, Value>);
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
-        read_object(req, state).await.map(JsonObject)
+    async fn from_request(req: Request, _state: &S) -> ApiResult<Self> {
+        read_object(req).await.map(JsonObject)
     }
 }
 
-async fn read_object<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Map<String, Value>> {
+async fn read_object(req: Request) -> ApiResult<Map<String, Value>> {
     if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
         let media_type = content_type
             .to_str()
@@ -40,25 +40,8 @@ async fn read_object<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Map<S
             return Err(ApiError::unsupported_media_type());
         }
     }
-    let limit = req
-        .extensions()
-        .get::<BodyLimit>()
-        .copied()
-        .unwrap_or(BodyLimit {
-            bytes: usize::MAX,
-            timeout: Duration::MAX,
-        });
-    let read = tokio::time::timeout(limit.timeout, Bytes::from_request(req, state));
-    let bytes = read
-        .await
-        .map_err(|_| ApiError::body_timeout(limit.timeout))?
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large(limit.bytes)
-            } else {
-                ApiError::bad_request("invalid_body", "the request body could not be read")
-            }
-        })?;
+    let limit = BodyLimit::of(req.extensions());
+    let bytes = read_body(limit, req.into_body()).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "invalid_json",
@@ -66,6 +49,24 @@ async fn read_object<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Map<S
         ));
     }
     parse_object(&bytes)
+}
+
+/// A request's whole body, within `limit`: past its size a 413, past its
+/// time a 408 (the request then changed nothing).
+pub async fn read_body(limit: BodyLimit, body: axum::body::Body) -> ApiResult<Bytes> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    let collect = Limited::new(body, limit.bytes).collect();
+    match tokio::time::timeout(limit.timeout, collect).await {
+        Err(_) => Err(ApiError::body_timeout(limit.timeout)),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::payload_too_large(limit.bytes))
+        }
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "invalid_body",
+            "the request body could not be read",
+        )),
+    }
 }
 
 /// A body as JSON object. Besides plain JSON (a trailing comma before `}` or
@@ -133,6 +134,17 @@ fn find_nul_characters(map: &Map<String, Value>, prefix: &str, found: &mut Vec<S
 pub struct BodyLimit {
     pub bytes: usize,
     pub timeout: Duration,
+}
+
+impl BodyLimit {
+    /// The limits the router put on this request (none outside it: tests
+    /// that build requests by hand).
+    pub fn of(extensions: &axum::http::Extensions) -> BodyLimit {
+        extensions.get::<BodyLimit>().copied().unwrap_or(BodyLimit {
+            bytes: usize::MAX,
+            timeout: Duration::MAX,
+        })
+    }
 }
 
 /// Drops a comma that directly precedes `}` or `]` (outside strings).

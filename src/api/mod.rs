@@ -5,6 +5,7 @@ pub mod account;
 pub mod contacts;
 pub mod conversations;
 pub mod extract;
+pub mod idempotency;
 pub mod json;
 pub mod openapi;
 pub mod probes;
@@ -152,6 +153,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .with_state(state.clone());
     routes()
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(
             limits.request_timeout,

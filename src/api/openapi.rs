@@ -160,6 +160,16 @@ impl Modify for Conventions {
             for operation in operations(item) {
                 add_error_responses(operation);
             }
+            for operation in [
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add_idempotency_key(operation);
+            }
         }
     }
 }
@@ -181,7 +191,17 @@ fn add_error_responses(operation: &mut Operation) {
         if operation.responses.responses.contains_key(status) {
             continue;
         }
-        let response = ResponseBuilder::new()
+        operation
+            .responses
+            .responses
+            .insert(status.to_owned(), error_response(description));
+    }
+}
+
+/// A response with SPEC §1's error body.
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
             .description(description)
             .content(
                 "application/json",
@@ -191,11 +211,42 @@ fn add_error_responses(operation: &mut Operation) {
                     ))))
                     .build(),
             )
-            .build();
-        operation
-            .responses
-            .responses
-            .insert(status.to_owned(), RefOr::T(response));
+            .build(),
+    )
+}
+
+/// Every write takes an `Idempotency-Key` (README, "Retry-safe writes"),
+/// and may answer 409 `idempotency_in_progress` because of it.
+fn add_idempotency_key(operation: &mut Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let parameter = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(
+            "Makes the request safe to retry: for 24 hours, the same key with the same method, \
+             path and body gets the first answer again (marked `Idempotent-Replayed: true`) and \
+             does nothing; with another request it is a 422 `idempotency_key_reused`; while the \
+             first still runs, a 409 `idempotency_in_progress`. Per account; 1 to 255 visible \
+             ASCII characters (a UUID, say), else a 400 `invalid_idempotency_key`.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(super::idempotency::MAX_KEY_CHARS))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build();
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .push(RefOr::T(parameter));
+    if !operation.responses.responses.contains_key("409") {
+        operation.responses.responses.insert(
+            "409".to_owned(),
+            error_response("A request with this Idempotency-Key is still running; see Retry-After"),
+        );
     }
 }
 

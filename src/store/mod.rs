@@ -620,7 +620,63 @@ pub trait WebhookStore: Send + Sync {
     async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>>;
 }
 
-/// Everything bellbook keeps.
-pub trait Store: AdminStore + SettingsStore + ContactStore + WebhookStore {}
+/// A write's `Idempotency-Key`, as the account sent it, with what the
+/// request was (README, "Retry-safe writes").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub account: AccountId,
+    pub key: String,
+    /// SHA-256 (hex) of the method, path with query, and body.
+    pub fingerprint: String,
+    pub now: Timestamp,
+    /// Keys older than this count as never sent.
+    pub expired_before: Timestamp,
+    /// How long the request now starting holds the key.
+    pub lease_until: Timestamp,
+}
 
-impl<T: AdminStore + SettingsStore + ContactStore + WebhookStore> Store for T {}
+/// The answer kept for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+/// What sending a key finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// The key is this request's now: run it, then keep or release it.
+    Started,
+    /// The same request got this answer before.
+    Replay(StoredAnswer),
+    /// The same key came with another method, path or body.
+    Mismatch,
+    /// The first request with the key is still running.
+    InProgress,
+}
+
+/// Idempotency keys: one row per (account, key), shared by every process.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn begin_idempotent(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin>;
+    /// Keeps `answer` for the key a [`IdempotencyBegin::Started`] request held.
+    async fn finish_idempotent(
+        &self,
+        claim: &IdempotencyClaim,
+        answer: &StoredAnswer,
+    ) -> StoreResult<()>;
+    /// Lets go of the key without an answer (the request changed nothing
+    /// and may be sent again as it was).
+    async fn release_idempotent(&self, claim: &IdempotencyClaim) -> StoreResult<()>;
+    /// Deletes keys sent before `before`; answers how many.
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64>;
+}
+
+/// Everything bellbook keeps.
+pub trait Store:
+    AdminStore + SettingsStore + ContactStore + WebhookStore + IdempotencyStore
+{
+}
+
+impl<T: AdminStore + SettingsStore + ContactStore + WebhookStore + IdempotencyStore> Store for T {}

@@ -35,6 +35,7 @@ pub const SQLITE: &[Migration] = &[
     ),
     migration!(4, "listing version", "sqlite/0004_listing_version.sql"),
     migration!(5, "webhooks", "sqlite/0005_webhooks.sql"),
+    migration!(6, "idempotency keys", "sqlite/0006_idempotency.sql"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -43,6 +44,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!(3, "settings indexes", "postgres/0003_settings_indexes.sql"),
     migration!(4, "listing version", "postgres/0004_listing_version.sql"),
     migration!(5, "webhooks", "postgres/0005_webhooks.sql"),
+    migration!(6, "idempotency keys", "postgres/0006_idempotency.sql"),
 ];
 
 /// Any fixed number: it only has to keep two bellbook processes from

@@ -15,6 +15,7 @@ mod contacts;
 mod counts;
 pub(crate) mod db;
 mod events;
+mod idempotency;
 mod listing;
 mod migrate;
 mod postgres;
