@@ -133,7 +133,8 @@ const ERROR_STATUSES: [(&str, &str); 9] = [
     ("500", "Server failure; the request changed nothing"),
     (
         "503",
-        "Storage unavailable or busy; the request changed nothing and may be retried",
+        "Storage unavailable or busy (`storage_unavailable`), or its disk full (`storage_full`); \
+         the request changed nothing and may be retried, see Retry-After",
     ),
 ];
 

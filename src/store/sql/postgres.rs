@@ -262,6 +262,8 @@ pub(super) fn pg_error(error: postgres::Error) -> StoreError {
     match code.code() {
         "23505" => super::unique_violation(),
         "23503" => super::foreign_key_violation(),
+        // disk_full: the server could not extend a file.
+        "53100" => StoreError::Full(Box::new(error)),
         code if is_transient_postgres_code(code) => StoreError::Unavailable(Box::new(error)),
         _ => StoreError::Other(Box::new(error)),
     }
