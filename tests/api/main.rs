@@ -16,6 +16,7 @@ mod conversations;
 mod copy;
 mod deployment;
 mod docs_examples;
+mod faults;
 mod import;
 mod lookups;
 mod openapi;
