@@ -12,6 +12,7 @@
 //! runs a cluster of its own; both need root, which the tests have here
 //! and in CI.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -284,7 +285,7 @@ async fn settle(api: &Caller, share: &mut Share) {
 /// each deleted one is gone, and the listing shows exactly the contacts
 /// alive, each with both fields of one write.
 async fn assert_as_acknowledged(api: &Caller, shares: &[Share]) {
-    let mut alive = std::collections::HashSet::new();
+    let mut alive = HashSet::new();
     for share in shares {
         for tracked in &share.alive {
             let reply = api.get(&format!("/contacts/{}", tracked.uuid)).await;
@@ -312,7 +313,7 @@ async fn assert_as_acknowledged(api: &Caller, shares: &[Share]) {
             );
         }
     }
-    let listed: std::collections::HashSet<String> = api
+    let listed: HashSet<String> = api
         .every_contact("/contacts")
         .await
         .iter()
@@ -605,11 +606,7 @@ struct Cluster {
 
 impl Cluster {
     fn create() -> Cluster {
-        let bindir = Command::new("pg_config")
-            .arg("--bindir")
-            .output()
-            .expect("pg_config runs (PostgreSQL's server binaries are needed)");
-        let bin = PathBuf::from(String::from_utf8_lossy(&bindir.stdout).trim());
+        let bin = postgres_bindir();
         let dir = tempfile::Builder::new()
             .prefix("bellbook-pg-")
             .tempdir()
@@ -703,6 +700,28 @@ impl Cluster {
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+}
+
+/// Where PostgreSQL's server programs are: `pg_config --bindir`, else
+/// the newest of Debian's `/usr/lib/postgresql/*/bin`.
+fn postgres_bindir() -> PathBuf {
+    let said = Command::new("pg_config").arg("--bindir").output();
+    if let Ok(output) = said
+        && output.status.success()
+    {
+        return PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    }
+    let mut installed: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's server programs are needed (pg_config or /usr/lib/postgresql)")
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    installed.sort();
+    installed.pop().expect("no PostgreSQL server programs").1
 }
 
 impl Drop for Cluster {
