@@ -24,6 +24,13 @@ pub struct ApiError {
     details_omitted: u32,
 }
 
+/// `Retry-After` of a 503 `storage_unavailable`: a busy database or a
+/// lost connection is usually back within a second.
+const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
+/// `Retry-After` of a 503 `storage_full`: space is freed by a person, so
+/// retrying at once only adds load.
+const FULL_RETRY_AFTER_SECS: u32 = 30;
+
 /// Most entries `details` lists; the body counts the rest.
 pub const MAX_DETAILS: usize = 100;
 /// Problems a 422's message spells out before "and N more".
@@ -198,11 +205,27 @@ impl ApiError {
     }
 
     pub fn unavailable() -> Self {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "storage is unavailable or busy; the request changed nothing and can be retried",
-        )
+        ApiError {
+            retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "storage is unavailable or busy; the request changed nothing and can be retried",
+            )
+        }
+    }
+
+    /// The disk under the database is full: reads still work, writes do
+    /// again once an operator frees space (no restart needed).
+    pub fn storage_full() -> Self {
+        ApiError {
+            retry_after: Some(FULL_RETRY_AFTER_SECS),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_full",
+                "the server's storage is full; the request changed nothing and can be retried once space is freed",
+            )
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -241,6 +264,11 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %ErrorChain(cause.as_ref()), "storage unavailable");
                 ApiError::unavailable()
+            }
+            StoreError::Full(cause) => {
+                // Someone has to free space: as loud as a failure.
+                tracing::error!(error = %ErrorChain(cause.as_ref()), "storage full");
+                ApiError::storage_full()
             }
             StoreError::Other(cause) => {
                 tracing::error!(error = %ErrorChain(cause.as_ref()), "storage failure");

@@ -137,7 +137,10 @@ const ERROR_STATUSES: [(&str, &str); 10] = [
     ("500", "Server failure; the request changed nothing"),
     (
         "503",
-        "Storage unavailable or busy (the request changed nothing and may be retried), or the request past its time limit (`request_timeout`: a write may have been applied; retry with the same Idempotency-Key)",
+        "Storage unavailable or busy (`storage_unavailable`), or its disk full (`storage_full`): \
+         the request changed nothing and may be retried, see Retry-After; or the request past its \
+         time limit (`request_timeout`): a write may have been applied, retry it with the same \
+         Idempotency-Key",
     ),
 ];
 

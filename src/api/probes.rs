@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::json::Json;
 use crate::error::{ApiError, ApiResult};
+use crate::store::StoreError;
 
 #[derive(Debug, Serialize)]
 pub struct ProbeStatus {
@@ -21,13 +22,17 @@ pub async fn healthz() -> Json<ProbeStatus> {
 }
 
 /// `GET /readyz`: the database answers reads and writes and has every
-/// migration this build needs; 503 `storage_unavailable` otherwise.
+/// migration this build needs; 503 `storage_full` when its disk is full,
+/// `storage_unavailable` otherwise.
 pub async fn readyz(State(app): State<AppState>) -> ApiResult<Json<ProbeStatus>> {
     match app.store.check_ready().await {
         Ok(()) => Ok(Json(ProbeStatus { status: "ready" })),
         Err(error) => {
             tracing::warn!(%error, "not ready");
-            Err(ApiError::unavailable())
+            match error {
+                StoreError::Full(_) => Err(ApiError::storage_full()),
+                _ => Err(ApiError::unavailable()),
+            }
         }
     }
 }

@@ -36,6 +36,11 @@ pub enum StoreError {
     /// The database cannot be reached or is busy; the caller may retry.
     #[error("storage unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The disk holding the database is full (SQLite's `SQLITE_FULL`,
+    /// PostgreSQL's `disk_full`); the same write succeeds once space is
+    /// freed.
+    #[error("storage full: {0}")]
+    Full(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("storage failure: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -401,22 +401,28 @@ pub struct Reply {
 /// Sends a request and reads the whole response, which must agree with
 /// the OpenAPI document (see `conformance`).
 pub async fn send(request: RequestBuilder) -> Reply {
+    try_send(request).await.expect("a whole response")
+}
+
+/// [`send`] for a server that may go away or stop answering: `Err` when
+/// no whole response came (refused, cut off, timed out).
+pub async fn try_send(request: RequestBuilder) -> Result<Reply, reqwest::Error> {
     let (client, request) = request.build_split();
     let request = request.expect("request builds");
     let method = request.method().to_string();
     let path = request.url().path().to_owned();
-    let response = client.execute(request).await.expect("request sent");
+    let response = client.execute(request).await?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let text = response.text().await.expect("body read");
+    let text = response.text().await?;
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     crate::conformance::check(&method, &path, status, &body, &text);
-    Reply {
+    Ok(Reply {
         status,
         headers,
         text,
         body,
-    }
+    })
 }
 
 impl Reply {

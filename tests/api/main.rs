@@ -17,6 +17,7 @@ mod conversations;
 mod copy;
 mod deployment;
 mod docs_examples;
+mod faults;
 mod idempotency;
 mod import;
 mod lookups;

@@ -11,14 +11,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::binary::{Server, account_rows, admin, admin_output, only_line, signal};
 use crate::fixtures::client;
 use crate::fixtures::demo::{JOHN, MARIO};
-use crate::helpers::{Backend, DEMO_API_KEY, TestDatabase};
+use crate::helpers::{Backend, Caller, DEMO_API_KEY, Reply, TestDatabase, try_send};
 use crate::on_both_backends;
 
 async fn get(client: &reqwest::Client, url: &str, key: &str) -> (u16, Value) {
@@ -359,52 +360,97 @@ async fn the_json_log_carries_request_ids(backend: Backend) {
     assert!(!log.contains(&key[bellbook::auth::key_prefix(&key).len()..]));
 }
 
-/// Creates contacts from several workers until the server dies; reports
-/// every acknowledged one.
-fn spawn_writers(
+/// `serve` flags for a server the writers load: the demo account, no rate
+/// limit (so every refusal is a real one), and a fixed public URL (so
+/// `href`s stay equal across restarts).
+pub const UNDER_LOAD: [&str; 5] = [
+    "--demo",
+    "--rate-limit-rps",
+    "0",
+    "--public-url",
+    "http://bellbook.test",
+];
+
+/// What became of one create a writer of [`spawn_writers`] sent.
+#[derive(Debug)]
+pub enum Create {
+    /// Answered 200 with this contact.
+    Acknowledged(Value),
+    /// Answered with an error; `sent` is when the request went out.
+    Refused {
+        identifier: String,
+        reply: Reply,
+        sent: Instant,
+    },
+    /// No whole answer came: the client cannot know whether it was done.
+    Unanswered { identifier: String },
+}
+
+impl Create {
+    /// The contact of a 200; fails the test on anything else.
+    #[track_caller]
+    pub fn acknowledged(self) -> Value {
+        match self {
+            Create::Acknowledged(contact) => contact,
+            other => panic!("a create was not acknowledged: {other:?}"),
+        }
+    }
+}
+
+/// Creates contacts from `workers` concurrent clients, each reporting what
+/// became of every create it sent. A worker stops when a create goes
+/// unanswered (the server is gone), or when nobody listens any more.
+pub fn spawn_writers(
     base: &str,
-    acknowledged: &tokio::sync::mpsc::UnboundedSender<Value>,
+    workers: usize,
+    client: &reqwest::Client,
+    sent: &tokio::sync::mpsc::UnboundedSender<Create>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    const WORKERS: usize = 8;
-    // Only a bound on a runaway loop; the test kills the server far sooner.
-    const MAX_CONTACTS: u32 = 20_000;
+    // Only a bound on a runaway loop; the tests stop the server far sooner.
+    const MAX_CONTACTS: u32 = 50_000;
     let next = Arc::new(AtomicU32::new(0));
-    let client = client();
-    (0..WORKERS)
+    (0..workers)
         .map(|_| {
-            let url = format!("{base}/contacts");
-            let client = client.clone();
+            let api = Caller::new(client.clone(), base, DEMO_API_KEY);
             let next = next.clone();
-            let acknowledged = acknowledged.clone();
+            let sent = sent.clone();
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::SeqCst);
                     if n >= MAX_CONTACTS {
                         return;
                     }
+                    let identifier = format!("+39 333 {n:07}");
                     let body = json!({
-                        "identifier": format!("+39 333 {n:07}"),
+                        "identifier": identifier,
                         "source": "whatsapp",
                         "name": format!("Durable {n}"),
                         "tags": ["sales", "Call back"],
                         "custom_fields": {"zipCode": format!("{n:05}"), "orderNumber": n}
                     });
-                    let sent = client
-                        .post(&url)
-                        .bearer_auth(DEMO_API_KEY)
-                        .json(&body)
-                        .send()
-                        .await;
-                    // Refused or cut off: the server is gone.
-                    let Ok(response) = sent else { return };
-                    let status = response.status().as_u16();
-                    let Ok(text) = response.text().await else {
-                        return;
+                    let request = api.request(Method::POST, "/contacts").json(&body);
+                    let sent_at = Instant::now();
+                    let (outcome, go_on) = match try_send(request).await {
+                        Ok(reply) if reply.status == 200 => {
+                            (Create::Acknowledged(reply.contact().clone()), true)
+                        }
+                        Ok(reply) => (
+                            Create::Refused {
+                                identifier,
+                                reply,
+                                sent: sent_at,
+                            },
+                            true,
+                        ),
+                        Err(_) => (Create::Unanswered { identifier }, false),
                     };
-                    assert_eq!(status, 200, "a create failed: {text}");
-                    let reply: Value = serde_json::from_str(&text).expect("a 200 carries JSON");
-                    if acknowledged.send(reply["contact"][0].clone()).is_err() {
+                    let refused = matches!(outcome, Create::Refused { .. });
+                    if sent.send(outcome).is_err() || !go_on {
                         return;
+                    }
+                    if refused {
+                        // Told to come back later: a client does not spin.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
             })
@@ -416,32 +462,28 @@ async fn acknowledged_contacts_survive_kill_9(backend: Backend) {
     /// Acknowledged creates before the kill.
     const KILL_AFTER: usize = 60;
     let (_database, url) = TestDatabase::create(backend).await;
-    // A fixed public URL keeps `href`s equal across the restart; no rate
-    // limit, so every refusal would be a real one.
-    let flags = [
-        "--demo",
-        "--rate-limit-rps",
-        "0",
-        "--public-url",
-        "http://bellbook.test",
-    ];
+    let flags = UNDER_LOAD;
     let mut server = Server::start(&url, &flags);
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
-    let writers = spawn_writers(&server.base, &sender);
+    let writers = spawn_writers(&server.base, 8, &client(), &sender);
     drop(sender);
     let mut acknowledged: Vec<Value> = Vec::new();
     while acknowledged.len() < KILL_AFTER {
-        let contact = receiver
+        let create = receiver
             .recv()
             .await
             .unwrap_or_else(|| panic!("the writers stopped early\n{}", server.log()));
-        acknowledged.push(contact);
+        acknowledged.push(create.acknowledged());
     }
     // The writers are still sending: requests are in flight.
     let status = server.kill_9();
     assert!(!status.success(), "killed, not exited: {status}");
-    while let Some(contact) = receiver.recv().await {
-        acknowledged.push(contact);
+    while let Some(create) = receiver.recv().await {
+        match create {
+            Create::Acknowledged(contact) => acknowledged.push(contact),
+            Create::Unanswered { .. } => {}
+            refused => panic!("a create failed: {refused:?}"),
+        }
     }
     for writer in writers {
         writer.await.expect("a writer failed");
@@ -550,20 +592,20 @@ async fn a_backup_taken_under_load_restores_every_earlier_write(backend: Backend
     const BEFORE: usize = 40;
     // Backups are of SQLite files; `backend` is where it is restored to.
     let (_database, url) = TestDatabase::create(Backend::Sqlite).await;
-    let flags = [
-        "--demo",
-        "--rate-limit-rps",
-        "0",
-        "--public-url",
-        "http://bellbook.test",
-    ];
+    let flags = UNDER_LOAD;
     let server = Server::start(&url, &flags);
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
-    let writers = spawn_writers(&server.base, &sender);
+    let writers = spawn_writers(&server.base, 8, &client(), &sender);
     drop(sender);
     let mut before = Vec::new();
     while before.len() < BEFORE {
-        before.push(receiver.recv().await.expect("the writers run"));
+        before.push(
+            receiver
+                .recv()
+                .await
+                .expect("the writers run")
+                .acknowledged(),
+        );
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let backup = dir.path().join("under-load.db");

@@ -535,7 +535,7 @@ fn sha384_hex(text: &str) -> String {
 }
 
 /// The database file of a `sqlite://` URL.
-fn sqlite_path(url: &str) -> &str {
+pub fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://").expect("a sqlite:// URL")
 }
 

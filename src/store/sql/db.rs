@@ -183,6 +183,12 @@ pub trait Db: Send {
         false
     }
 
+    /// Whether a transaction is open, where the driver can tell without a
+    /// round trip (SQLite); `None` where it cannot.
+    fn in_transaction(&self) -> Option<bool> {
+        None
+    }
+
     /// What the open write transaction has queued for its commit.
     fn queued(&mut self) -> &mut Queued;
 }
@@ -334,8 +340,14 @@ impl dyn Db + '_ {
         self.batch("COMMIT")
     }
 
+    /// Ends the open transaction, changing nothing. One that SQLite has
+    /// already rolled back by itself (as it does when a write finds the
+    /// disk full) is ended too.
     pub fn rollback(&mut self) -> StoreResult<()> {
         *self.queued() = Queued::default();
+        if self.in_transaction() == Some(false) {
+            return Ok(());
+        }
         self.batch("ROLLBACK")
     }
 

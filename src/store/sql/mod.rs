@@ -25,6 +25,7 @@ mod transfer;
 mod trigrams;
 mod writer;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -92,6 +93,8 @@ pub struct SqlStore {
     listing_memory: Arc<listing::ListingMemory>,
     events: Arc<events::Events>,
     stats: StoreStats,
+    /// Of the read pool (see [`Reachability`]).
+    reachable: Reachability,
 }
 
 /// What the store measures of itself, for `GET /metrics`.
@@ -103,14 +106,60 @@ pub struct StoreStats {
     pub pool_waiting: prometheus_client::metrics::gauge::Gauge,
 }
 
-fn pool<M: r2d2::ManageConnection>(manager: M) -> r2d2::Pool<M> {
+/// Longest a read waits for a pooled connection. Reads take milliseconds,
+/// so waiting this long means the database is down or swamped: a 503 is
+/// then the better answer. r2d2 also retries a failed connect at least
+/// every half of it, which bounds how long reads take to come back.
+const READ_WAIT: Duration = Duration::from_secs(5);
+
+fn pool<M>(manager: M, reachable: &Reachability) -> r2d2::Pool<M>
+where
+    M: r2d2::ManageConnection<Error = StoreError>,
+{
     r2d2::Pool::builder()
         .max_size(READERS)
         .min_idle(Some(0))
         .test_on_check_out(false)
-        .connection_timeout(Duration::from_secs(15))
+        .connection_timeout(READ_WAIT)
+        .error_handler(Box::new(reachable.clone()))
+        .event_handler(Box::new(reachable.clone()))
         .thread_pool(POOL_THREAD.clone())
         .build_unchecked(manager)
+}
+
+/// Whether the read pool's last attempt to open a connection failed.
+/// While it did, a read that finds no idle connection fails at once
+/// instead of waiting out [`READ_WAIT`] for one that cannot be made: a
+/// database that is down answers every read with a quick 503, not a slow
+/// one that ties up a thread. r2d2 goes on retrying in the background;
+/// its first success clears this.
+#[derive(Debug, Clone, Default)]
+struct Reachability {
+    /// Shared by the store and the pool's handlers.
+    failing: Arc<AtomicBool>,
+}
+
+impl Reachability {
+    fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+}
+
+impl r2d2::HandleError<StoreError> for Reachability {
+    fn handle_error(&self, error: StoreError) {
+        // Once per outage, not at every retry.
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%error, "cannot open a database connection; retrying");
+        }
+    }
+}
+
+impl r2d2::HandleEvent for Reachability {
+    fn handle_acquire(&self, _event: r2d2::event::AcquireEvent) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("database connections open again");
+        }
+    }
 }
 
 impl SqlStore {
@@ -124,6 +173,7 @@ impl SqlStore {
 
     fn connect_blocking(url: &str) -> StoreResult<SqlStore> {
         let backend = Backend::for_url(url)?;
+        let reachable = Reachability::default();
         let (mut db, connect, readers): (Box<dyn Db>, writer::Connect, Readers) = match backend {
             Backend::Sqlite => {
                 let location = SqliteLocation::parse(url)?;
@@ -136,9 +186,12 @@ impl SqlStore {
                     Box::new(db),
                     connect,
                     Readers::Sqlite {
-                        pool: pool(ReaderManager {
-                            location: location.clone(),
-                        }),
+                        pool: pool(
+                            ReaderManager {
+                                location: location.clone(),
+                            },
+                            &reachable,
+                        ),
                         location,
                     },
                 )
@@ -151,9 +204,12 @@ impl SqlStore {
                 (
                     Box::new(db),
                     connect,
-                    Readers::Postgres(pool(PgManager {
-                        url: url.to_owned(),
-                    })),
+                    Readers::Postgres(pool(
+                        PgManager {
+                            url: url.to_owned(),
+                        },
+                        &reachable,
+                    )),
                 )
             }
         };
@@ -172,6 +228,7 @@ impl SqlStore {
             listing_memory: Arc::default(),
             events: Arc::default(),
             stats,
+            reachable,
         })
     }
 
@@ -267,14 +324,15 @@ impl SqlStore {
     {
         match &self.readers {
             Readers::Sqlite { pool, .. } => {
-                let mut conn = pooled(pool, &self.stats.pool_waiting)?;
+                let mut conn = pooled(pool, &self.reachable, &self.stats.pool_waiting)?;
                 work(&mut *conn)
             }
             Readers::Postgres(pool) => {
                 let pool = pool.clone();
+                let reachable = self.reachable.clone();
                 let waiting = self.stats.pool_waiting.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut conn = pooled(&pool, &waiting)?;
+                    let mut conn = pooled(&pool, &reachable, &waiting)?;
                     work(&mut *conn)
                 })
                 .await
@@ -325,10 +383,16 @@ pub(super) fn in_read_transaction<T>(
 /// A pooled connection, counted in `waiting` while none is free.
 fn pooled<M: r2d2::ManageConnection>(
     pool: &r2d2::Pool<M>,
+    reachable: &Reachability,
     waiting: &prometheus_client::metrics::gauge::Gauge,
 ) -> StoreResult<r2d2::PooledConnection<M>> {
     if let Some(conn) = pool.try_get() {
         return Ok(conn);
+    }
+    if reachable.failing() {
+        return Err(StoreError::Unavailable(
+            "no connection to the database can be opened".into(),
+        ));
     }
     waiting.inc();
     let conn = pool.get();

@@ -3,6 +3,7 @@
 //! the SQL the store writes for both backends expects.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -14,6 +15,9 @@ use crate::store::{StoreError, StoreResult};
 
 /// Prepared statements kept per connection before the cache starts over.
 const STATEMENT_CACHE: usize = 512;
+/// Longest an attempt to connect may take, unless the URL says otherwise
+/// (`connect_timeout=`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PgDb {
     /// Always there until dropped (see `Drop`).
@@ -28,6 +32,12 @@ impl PgDb {
         let mut config: postgres::Config = url.parse().map_err(pg_error)?;
         // "relation already exists, skipping" and the like are no news.
         config.notice_callback(|notice| tracing::debug!("PostgreSQL: {}", notice.message()));
+        // A server that does not answer (a host that is gone, a dropped
+        // route) would otherwise hold the writer for the system's TCP
+        // timeout, minutes.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let client = config.connect(NoTls).map_err(pg_error)?;
         Ok(PgDb {
             client: Some(client),
@@ -262,6 +272,8 @@ pub(super) fn pg_error(error: postgres::Error) -> StoreError {
     match code.code() {
         "23505" => super::unique_violation(),
         "23503" => super::foreign_key_violation(),
+        // disk_full: the server could not extend a file.
+        "53100" => StoreError::Full(Box::new(error)),
         code if is_transient_postgres_code(code) => StoreError::Unavailable(Box::new(error)),
         _ => StoreError::Other(Box::new(error)),
     }

@@ -256,6 +256,10 @@ impl Db for SqliteDb {
         Ok(())
     }
 
+    fn in_transaction(&self) -> Option<bool> {
+        Some(!self.conn.is_autocommit())
+    }
+
     fn queued(&mut self) -> &mut Queued {
         &mut self.queued
     }
@@ -283,6 +287,11 @@ pub(super) fn sqlite_error(error: rusqlite::Error) -> StoreError {
         // held the database longer than the busy timeout.
         if matches!(failure.extended_code & 0xff, 5 | 6) {
             return StoreError::Unavailable(Box::new(error));
+        }
+        // A write to the database, its WAL or a temporary file found the
+        // disk full.
+        if failure.extended_code & 0xff == ffi::SQLITE_FULL {
+            return StoreError::Full(Box::new(error));
         }
     }
     StoreError::Other(Box::new(error))

@@ -12,6 +12,12 @@
 //! Nobody is answered before the transaction holding their write has
 //! committed; if that commit fails, everyone in it is told so, even those
 //! whose own write had failed (their answer depended on the others).
+//!
+//! A full disk fails the whole batch at once (running its writes again
+//! would only fill it again), and everyone is told the disk is full; once
+//! space is freed, the next batch commits. A transaction that could not be
+//! ended leaves the connection in a state nobody knows: the next batch
+//! gets a fresh one, so that a failed commit never wedges the writer.
 
 use std::sync::Mutex;
 
@@ -36,6 +42,8 @@ trait Job: Send {
     /// Answers the caller once the transaction is over: with the work's
     /// own result if it committed, else with why it did not.
     fn answer(self: Box<Self>, committed: Result<(), &StoreError>);
+    /// Takes the last run's failure if it was a full disk.
+    fn take_full_disk(&mut self) -> Option<StoreError>;
 }
 
 struct Pending<T, F> {
@@ -66,10 +74,26 @@ where
         // stands either way.
         let _ = self.reply.send(answer);
     }
+
+    fn take_full_disk(&mut self) -> Option<StoreError> {
+        match self.result.take() {
+            Some(Err(full @ StoreError::Full(_))) => Some(full),
+            other => {
+                self.result = other;
+                None
+            }
+        }
+    }
 }
 
+/// What a write whose transaction did not commit is answered: a full disk
+/// stays a full disk (the caller must wait for space, not just retry).
 fn not_committed(error: &StoreError) -> StoreError {
-    StoreError::Unavailable(format!("the write was not committed: {error}").into())
+    let cause = format!("the write was not committed: {error}").into();
+    match error {
+        StoreError::Full(_) => StoreError::Full(cause),
+        _ => StoreError::Unavailable(cause),
+    }
 }
 
 /// Opens the writer's connection, again after it is lost.
@@ -146,6 +170,8 @@ fn write_loop(
     mut queue: mpsc::Receiver<Box<dyn Job>>,
     batch_sizes: &Histogram,
 ) {
+    // Whether the last batch left its transaction ended.
+    let mut clean = true;
     while let Some(first) = queue.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -154,7 +180,7 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        if db.is_broken() {
+        if !clean || db.is_broken() {
             match connect() {
                 Ok(fresh) => db = fresh,
                 Err(error) => {
@@ -166,41 +192,60 @@ fn write_loop(
             }
         }
         batch_sizes.observe(jobs.len() as f64);
-        commit_batch(db.as_mut(), jobs);
+        clean = commit_batch(db.as_mut(), jobs);
     }
 }
 
-/// Runs `jobs` in one transaction and answers each.
-fn commit_batch(db: &mut dyn Db, mut jobs: Vec<Box<dyn Job>>) {
+/// Runs `jobs` in one transaction and answers each. Tells whether the
+/// connection is left with no transaction open, as the next batch needs.
+fn commit_batch(db: &mut dyn Db, mut jobs: Vec<Box<dyn Job>>) -> bool {
     if let Err(error) = db.begin_write() {
         for job in jobs {
             job.answer(Err(&error));
         }
-        return;
+        // Already in a transaction, or a connection that is gone.
+        return false;
     }
-    // All at once first; `all` stops at the first that fails.
-    let all_succeeded = jobs.iter_mut().all(|job| run_guarded(db, job.as_mut()));
-    if !all_succeeded && jobs.len() == 1 {
-        // A lone write that failed is answered with its own failure.
-        let rolled_back = db.rollback();
-        for job in jobs {
-            job.answer(rolled_back.as_ref().map(|_| ()));
+    // All at once first; stops at the first that fails.
+    let failed = jobs
+        .iter_mut()
+        .position(|job| !run_guarded(db, job.as_mut()));
+    let outcome = match failed {
+        None => db.commit(),
+        Some(_) if jobs.len() == 1 => {
+            // A lone write that failed is answered with its own failure:
+            // nothing of it was committed, whether or not the rollback
+            // found a transaction to end.
+            let rolled_back = ended(db.rollback());
+            for job in jobs {
+                job.answer(Ok(()));
+            }
+            return rolled_back;
         }
-        return;
-    }
-    let outcome = if all_succeeded {
-        db.commit()
-    } else {
-        db.rollback()
-            .and_then(|()| db.begin_write())
-            .and_then(|()| run_each_in_savepoint(db, &mut jobs))
-            .and_then(|()| db.commit())
+        Some(at) => match jobs[at].take_full_disk() {
+            Some(full) => Err(full),
+            None => db
+                .rollback()
+                .and_then(|()| db.begin_write())
+                .and_then(|()| run_each_in_savepoint(db, &mut jobs))
+                .and_then(|()| db.commit()),
+        },
     };
-    if outcome.is_err() {
-        let _ = db.rollback();
-    }
+    let clean = outcome.is_ok() || ended(db.rollback());
     for job in jobs {
         job.answer(outcome.as_ref().map(|_| ()));
+    }
+    clean
+}
+
+/// Whether a rollback left no transaction open; logs why not.
+fn ended(rollback: StoreResult<()>) -> bool {
+    match rollback {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "the writer's rollback failed; reconnecting");
+            false
+        }
     }
 }
 
@@ -242,11 +287,17 @@ mod tests {
     use crate::store::sql::db::params;
     use crate::store::sql::sqlite::{Role, SqliteDb, SqliteLocation};
 
-    /// One write of a batch fails after it wrote: it is undone alone, its
-    /// neighbours commit (run a second time, in savepoints), and each is
-    /// answered with its own result.
-    #[test]
-    fn a_failing_write_is_undone_alone_and_its_neighbours_commit() {
+    /// What one batch of three writes did: each answer, how many times a
+    /// write's work ran, and the rows left in the table.
+    struct Batch {
+        answers: Vec<StoreResult<i64>>,
+        runs: usize,
+        written: Vec<i64>,
+    }
+
+    /// Writes 1, 2 and 3 in one group commit, each inserting its number
+    /// and then failing with `fails(n)` if that gives an error.
+    fn run_batch(fails: fn(i64) -> Option<StoreError>) -> Batch {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("writer.db").display());
         let location = SqliteLocation::parse(&url).expect("url");
@@ -287,10 +338,7 @@ mod tests {
                         .run(move |db| {
                             runs.fetch_add(1, Ordering::SeqCst);
                             db.execute("INSERT INTO written (n) VALUES ($1)", &params![n])?;
-                            if n == 2 {
-                                return Err(StoreError::conflict("refused", "two is refused"));
-                            }
-                            Ok(n)
+                            fails(n).map_or(Ok(n), Err)
                         })
                         .await
                 })
@@ -309,19 +357,45 @@ mod tests {
             writer.stop().await;
             answers
         });
-        assert!(matches!(answers[0], Ok(1)));
-        assert!(matches!(answers[1], Err(StoreError::Conflict(_))));
-        assert!(matches!(answers[2], Ok(3)));
-        assert_eq!(
-            runs.load(Ordering::SeqCst),
-            5,
-            "1 and 2 at once (2 fails, 3 never starts), then all three in savepoints"
-        );
         let mut reader = SqliteDb::open(&location, Role::Reader).expect("reader");
         let reader: &mut dyn Db = &mut reader;
         let written: Vec<i64> = reader
             .all("SELECT n FROM written ORDER BY n", &[])
             .expect("rows");
-        assert_eq!(written, [1, 3]);
+        Batch {
+            answers,
+            runs: runs.load(Ordering::SeqCst),
+            written,
+        }
+    }
+
+    /// One write of a batch fails after it wrote: it is undone alone, its
+    /// neighbours commit (run a second time, in savepoints), and each is
+    /// answered with its own result.
+    #[test]
+    fn a_failing_write_is_undone_alone_and_its_neighbours_commit() {
+        let batch =
+            run_batch(|n| (n == 2).then(|| StoreError::conflict("refused", "two is refused")));
+        assert!(matches!(batch.answers[0], Ok(1)));
+        assert!(matches!(batch.answers[1], Err(StoreError::Conflict(_))));
+        assert!(matches!(batch.answers[2], Ok(3)));
+        assert_eq!(
+            batch.runs, 5,
+            "1 and 2 at once (2 fails, 3 never starts), then all three in savepoints"
+        );
+        assert_eq!(batch.written, [1, 3]);
+    }
+
+    /// A write that finds the disk full fails its whole batch at once,
+    /// without running it again, and everyone in it is told the disk is
+    /// full.
+    #[test]
+    fn a_full_disk_fails_the_whole_batch() {
+        let batch = run_batch(|n| (n == 2).then(|| StoreError::Full("no space left".into())));
+        for answer in &batch.answers {
+            assert!(matches!(answer, Err(StoreError::Full(_))), "{answer:?}");
+        }
+        assert_eq!(batch.runs, 2, "1 and 2 at once, and no second run");
+        assert!(batch.written.is_empty(), "{:?}", batch.written);
     }
 }
