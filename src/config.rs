@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::server::ConnectionLimits;
+use crate::server::{self, ConnectionLimits};
 use crate::webhooks::{AddressPolicy, WebhookSettings};
 
 /// Where the database is when nothing says otherwise: a file beside you.
@@ -14,6 +14,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./bellbook.db";
 
 /// The largest request body accepted unless configured otherwise.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Seconds a client has for a request body, and a request for everything,
+/// unless configured otherwise (README, "Timeouts and connections").
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 90;
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -49,25 +54,25 @@ pub struct ServeArgs {
 
     /// Seconds a client may take to send a request head, from its first
     /// byte (slow senders are disconnected).
-    #[arg(long, env = "BELLBOOK_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "BELLBOOK_HEADER_TIMEOUT_SECS", default_value_t = server::DEFAULT_HEADER_TIMEOUT_SECS)]
     pub header_timeout_secs: u64,
 
     /// Seconds a client may take to send a request body (408 past it).
-    #[arg(long, env = "BELLBOOK_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "BELLBOOK_BODY_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_TIMEOUT_SECS)]
     pub body_timeout_secs: u64,
 
     /// Seconds a request may take in all, body included (503 past it);
     /// above 60, the longest `GET /v1/events?wait=` long poll.
-    #[arg(long, env = "BELLBOOK_REQUEST_TIMEOUT_SECS", default_value_t = 90)]
+    #[arg(long, env = "BELLBOOK_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
 
     /// Seconds a keep-alive connection may sit idle between requests.
-    #[arg(long, env = "BELLBOOK_IDLE_TIMEOUT_SECS", default_value_t = 75)]
+    #[arg(long, env = "BELLBOOK_IDLE_TIMEOUT_SECS", default_value_t = server::DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout_secs: u64,
 
     /// Connections served at once; further ones wait to be accepted.
     /// Keep it under the process's open-file limit (`ulimit -n`).
-    #[arg(long, env = "BELLBOOK_MAX_CONNECTIONS", default_value_t = 4096)]
+    #[arg(long, env = "BELLBOOK_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Keep the rate limit in Redis (redis://HOST:PORT), shared by every
@@ -136,8 +141,8 @@ impl Settings {
             webhooks: WebhookSettings::default(),
             deliver_webhooks: true,
             metrics_token: None,
-            body_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(90),
+            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             connections: ConnectionLimits::default(),
         }
     }

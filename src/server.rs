@@ -35,12 +35,17 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
+/// The defaults, kept by `serve` unless its flags say otherwise.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
 impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(75),
-            max_connections: 4096,
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

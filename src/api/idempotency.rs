@@ -93,11 +93,22 @@ async fn keyed(app: AppState, request: Request, next: Next) -> Result<Response, 
             let request = Request::from_parts(parts, Body::from(bytes));
             // Its own task: if the client disconnects or the request times
             // out, the write still finishes and its answer is kept.
-            let run = tokio::spawn(async move {
-                let response = next.run(request).await;
-                keep(&app, &claim, response).await
+            let run = tokio::spawn({
+                let (app, claim) = (app.clone(), claim.clone());
+                async move {
+                    let response = next.run(request).await;
+                    keep(&app, &claim, response).await
+                }
             });
-            run.await.map_err(|_| ApiError::internal().into_response())
+            match run.await {
+                Ok(response) => Ok(response),
+                // The handler panicked: nothing to keep, and the key must
+                // not stay held until its lease ends.
+                Err(_) => {
+                    release(&app, &claim).await;
+                    Err(ApiError::internal().into_response())
+                }
+            }
         }
     }
 }
