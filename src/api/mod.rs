@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::http::{HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -176,7 +176,6 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
             middleware::from_fn_with_state((state.clone(), labels), count_request),
         ))
         .layer(middleware::from_fn_with_state(state, meter))
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         // A bug that panics still answers with the error body, not a
         // dropped connection.
         .layer(CatchPanicLayer::custom(

@@ -80,6 +80,17 @@ async fn assert_kept(api: &Caller, contact: &Value) {
     assert_eq!(reply.contact(), contact, "contact {uuid} changed");
 }
 
+/// Asserts every acknowledged contact is there as answered, and that
+/// none of the refused creates (refused because `why`) left a contact.
+async fn assert_acknowledged_only(api: &Caller, kept: &[Value], refused: &[String], why: &str) {
+    for contact in kept {
+        assert_kept(api, contact).await;
+    }
+    for identifier in refused {
+        assert_absent(api, identifier, why).await;
+    }
+}
+
 /// Asserts SPEC §1's 503 answer with `code`, and that it says when to retry.
 #[track_caller]
 fn assert_refused(reply: &Reply, code: &str) {
@@ -580,12 +591,7 @@ async fn sqlite_a_full_disk_refuses_writes_until_space_is_freed() {
     api.post("/tags", json!({"name": "Disk Full"}))
         .await
         .assert_status(200);
-    for contact in &kept {
-        assert_kept(&api, contact).await;
-    }
-    for identifier in &refused {
-        assert_absent(&api, identifier, "refused with storage_full").await;
-    }
+    assert_acknowledged_only(&api, &kept, &refused, "refused with storage_full").await;
     let (status, log) = server.terminate();
     assert!(status.success(), "{status}\n{log}");
     assert_sqlite_intact(&url);
@@ -855,12 +861,7 @@ async fn postgres_going_down_mid_load_answers_503_and_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    for contact in &acknowledged {
-        assert_kept(&api, contact).await;
-    }
-    for identifier in &refused {
-        assert_absent(&api, identifier, "refused with a 503").await;
-    }
+    assert_acknowledged_only(&api, &acknowledged, &refused, "refused with a 503").await;
     let (status, log) = server.terminate();
     assert!(status.success(), "{status}\n{log}");
 }

@@ -27,9 +27,6 @@ use crate::store::{
     EventRecord, StoreError, StoreResult, WebhookBacklog, WebhookRecord, WebhookStore,
 };
 
-/// Most events one purge statement deletes.
-const PURGE_BATCH: u32 = 2000;
-
 /// What the store needs to record events: how to write their payloads, and
 /// whom to wake when some have committed.
 #[derive(Default)]
@@ -563,29 +560,16 @@ impl WebhookStore for SqlStore {
     }
 
     async fn purge_events(&self, before: Timestamp) -> StoreResult<u64> {
-        // In bounded batches, each its own write: one statement deleting a
-        // week of a busy account's events would hold the writer for
-        // seconds.
-        let mut purged = 0;
-        loop {
-            let deleted = self
-                .write(move |db, _| {
-                    db.execute(
-                        "DELETE FROM events WHERE (account_id, seq) IN (
-                             SELECT e.account_id, e.seq FROM events e
-                             WHERE e.created_at < $1 AND NOT EXISTS (
-                                 SELECT 1 FROM webhook_queue q
-                                 WHERE q.account_id = e.account_id AND q.seq = e.seq)
-                             LIMIT $2)",
-                        &params![before, i64::from(PURGE_BATCH)],
-                    )
-                })
-                .await?;
-            purged += deleted;
-            if deleted < u64::from(PURGE_BATCH) {
-                return Ok(purged);
-            }
-        }
+        self.delete_in_batches(
+            "DELETE FROM events WHERE (account_id, seq) IN (
+                 SELECT e.account_id, e.seq FROM events e
+                 WHERE e.created_at < $1 AND NOT EXISTS (
+                     SELECT 1 FROM webhook_queue q
+                     WHERE q.account_id = e.account_id AND q.seq = e.seq)
+                 LIMIT $2)",
+            before,
+        )
+        .await
     }
 
     async fn webhook_backlog(&self) -> StoreResult<Vec<WebhookBacklog>> {

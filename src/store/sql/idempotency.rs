@@ -13,10 +13,6 @@ use crate::store::{
 
 use super::Backend;
 
-/// Keys deleted per purge statement: few enough that the writer is never
-/// held for long.
-const PURGE_BATCH: u32 = 2000;
-
 row_struct! {
     struct KeyRow {
         fingerprint: String,
@@ -141,22 +137,12 @@ impl IdempotencyStore for SqlStore {
     }
 
     async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64> {
-        let mut purged = 0;
-        loop {
-            let deleted = self
-                .write(move |db, _| {
-                    db.execute(
-                        "DELETE FROM idempotency_keys WHERE (account_id, key) IN (
-                             SELECT account_id, key FROM idempotency_keys
-                             WHERE created_at < $1 LIMIT $2)",
-                        &params![before, i64::from(PURGE_BATCH)],
-                    )
-                })
-                .await?;
-            purged += deleted;
-            if deleted < u64::from(PURGE_BATCH) {
-                return Ok(purged);
-            }
-        }
+        self.delete_in_batches(
+            "DELETE FROM idempotency_keys WHERE (account_id, key) IN (
+                 SELECT account_id, key FROM idempotency_keys
+                 WHERE created_at < $1 LIMIT $2)",
+            before,
+        )
+        .await
     }
 }

@@ -356,6 +356,29 @@ impl SqlStore {
         Ok(written)
     }
 
+    /// Runs `delete` (a `DELETE` of rows older than `$1`, at most `$2` of
+    /// them) again and again, each time its own write, until it deletes
+    /// fewer than a batch; answers how many it deleted. One statement
+    /// deleting a week of a busy account's rows would hold the writer for
+    /// seconds.
+    async fn delete_in_batches(
+        &self,
+        delete: &'static str,
+        before: crate::domain::Timestamp,
+    ) -> StoreResult<u64> {
+        const BATCH: u32 = 2000;
+        let mut purged = 0;
+        loop {
+            let deleted = self
+                .write(move |db, _| db.execute(delete, &db::params![before, i64::from(BATCH)]))
+                .await?;
+            purged += deleted;
+            if deleted < u64::from(BATCH) {
+                return Ok(purged);
+            }
+        }
+    }
+
     /// Runs `work` in the next group commit.
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
