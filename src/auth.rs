@@ -188,6 +188,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// Shortest and longest dashboard password, in characters.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 10..=256;
+
+/// Why `password` cannot be one, if it cannot.
+pub fn password_problem(password: &str) -> Option<String> {
+    let chars = password.chars().count();
+    if !PASSWORD_CHARS.contains(&chars) {
+        return Some(format!(
+            "a password must be {} to {} characters long; this one is {chars}",
+            PASSWORD_CHARS.start(),
+            PASSWORD_CHARS.end()
+        ));
+    }
+    password
+        .trim()
+        .is_empty()
+        .then(|| "a password cannot be only spaces".to_owned())
+}
+
+/// Hashes a dashboard password with argon2id (its default parameters:
+/// 19 MiB, 2 passes), as a PHC string holding its own salt. Slow on
+/// purpose: run it off the async threads.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    use argon2::password_hash::PasswordHasher;
+    Ok(argon2::Argon2::default()
+        .hash_password(password.as_bytes())?
+        .to_string())
+}
+
+/// Whether `password` is the one `hash` was made from.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    argon2::password_hash::phc::PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +242,19 @@ mod tests {
         assert_eq!(a.record.prefix, &a.secret[..KEY_PREFIX_LEN]);
         assert_eq!(a.record.secret_hash, hash_key(&a.secret));
         assert!(!a.record.secret_hash.contains(&a.secret[KEY_PREFIX_LEN..]));
+    }
+
+    #[test]
+    fn passwords_are_hashed_with_argon2id_and_verified() {
+        let hash = hash_password("correct horse battery").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(!hash.contains("correct"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("correct horse batterY", &hash));
+        assert!(!verify_password("correct horse battery", "not a hash"));
+        assert!(password_problem("short").is_some());
+        assert!(password_problem("          ").is_some());
+        assert!(password_problem("long enough").is_none());
     }
 
     #[test]

@@ -336,6 +336,11 @@ impl ApiError {
         &self.message
     }
 
+    /// The offending fields of a 422, each with its message.
+    pub fn details(&self) -> &[FieldError] {
+        &self.details
+    }
+
     /// The error as SPEC §1's body.
     pub fn into_body(self) -> ErrorBody {
         ErrorBody {

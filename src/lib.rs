@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod copy;
 pub mod cursor;
+pub mod dashboard;
 pub mod demo;
 pub mod domain;
 pub mod error;
@@ -112,6 +113,7 @@ impl App {
             metrics,
             sql_store: store.clone(),
             metrics_token: settings.metrics_token.clone(),
+            dashboard: dashboard::DashboardConfig::new(&public_url),
         });
         Ok(App {
             listener,

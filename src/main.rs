@@ -7,7 +7,7 @@ use bellbook::auth::issue_key;
 use bellbook::config::{DatabaseArgs, ServeArgs};
 use bellbook::domain::email::is_valid_email;
 use bellbook::domain::{PublicId, Timestamp};
-use bellbook::store::{AdminStore, NewAccount, SqlStore};
+use bellbook::store::{AdminStore, DashboardStore, NewAccount, SettingsStore, SqlStore};
 use bellbook::{App, Settings, shutdown_signal};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -53,6 +53,9 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Dashboard passwords of an account's users.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Bring the database schema up to date, then exit.
     Migrate(DatabaseArgs),
     /// Copy everything from one database to another, empty one (SQLite to
@@ -178,6 +181,22 @@ enum KeysCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Set the password a user signs in to the dashboard with, read from a
+    /// prompt (twice) on a terminal, else from the first line of standard
+    /// input. Ends the sessions the old password opened.
+    SetPassword {
+        /// The user's e-mail.
+        email: String,
+        /// Account uuid or name.
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
 type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Threads for blocking work (PostgreSQL's reads, which wait on a pool of
@@ -227,6 +246,7 @@ async fn run() -> ExitCode {
         Command::Serve(args) => done(serve(args).await),
         Command::Accounts(command) => done(accounts(command).await),
         Command::Keys(command) => done(keys(command).await),
+        Command::Users(command) => done(users(command).await),
         Command::Migrate(database) => done(migrate(&database).await),
         Command::Copy { from, to } => done(copy(&from, &to).await),
         Command::Import {
@@ -440,6 +460,55 @@ async fn keys(command: KeysCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+async fn users(command: UsersCommand) -> CliResult {
+    let UsersCommand::SetPassword {
+        email,
+        account,
+        database,
+    } = command;
+    let password = read_password()?;
+    if let Some(problem) = bellbook::auth::password_problem(&password) {
+        return Err(problem.into());
+    }
+    let store = open(&database).await?;
+    let account = store
+        .find_account(&account)
+        .await
+        .map_err(|e| no_account(&account, e))?;
+    let settings = store.settings(account.id).await?;
+    let user = settings
+        .user_with_email(&email)
+        .ok_or_else(|| format!("no user '{email}' in account '{}'", account.name))?;
+    let hash = tokio::task::spawn_blocking(move || bellbook::auth::hash_password(&password))
+        .await?
+        .map_err(|e| format!("the password could not be hashed: {e}"))?;
+    store
+        .set_password(account.id, user.uuid, &hash, Timestamp::now())
+        .await?;
+    eprintln!(
+        "Password set for {} in account '{}'.",
+        user.email, account.name
+    );
+    store.close().await;
+    Ok(())
+}
+
+/// A new password: typed twice at a prompt, or a line of standard input.
+fn read_password() -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::BufRead;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            return Err("the two passwords differ; nothing was changed".into());
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 fn no_account(

@@ -6,12 +6,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::extract::{
     FromQuery, JsonObject, PathParam, Query, QueryParams, nullable, parse_fields, path_id,
 };
 use super::openapi::EmailAddress;
 use super::views::{ContactInArray, ContactList, CursorMeta, SingleContact, Status, page_count};
+use super::{AppContext, AppState};
 use crate::auth::Caller;
 use crate::cursor::Cursor;
 use crate::domain::contact::{BotCommand, ContactChanges, ContactValidator, NewContact};
@@ -20,7 +20,7 @@ use crate::domain::settings::AccountSettings;
 use crate::domain::{FieldError, FieldErrors, PublicId, Source, Timestamp};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult, NotFoundAs};
-use crate::store::{ContactFilter, PageStart, StoreError, TagsMode};
+use crate::store::{AccountId, ContactFilter, ContactPage, PageStart, StoreError, TagsMode};
 
 /// Contacts per page of `GET /contacts` (SPEC §4).
 pub const PAGE_SIZE: u32 = 20;
@@ -477,10 +477,41 @@ pub async fn list(
     caller: Caller,
     Query(query): Query<ContactListQuery>,
 ) -> ApiResult<Json<ContactList>> {
+    let listed = list_contacts(&app, caller.account, &query).await?;
+    let include_field_types = query.include_field_types.unwrap_or(false);
+    Ok(Json(ContactList {
+        contacts: listed
+            .page
+            .contacts
+            .into_iter()
+            .map(|c| app.links.contact(c, include_field_types))
+            .collect(),
+        meta: CursorMeta {
+            page: listed.number,
+            pages: page_count(listed.page.total, PAGE_SIZE),
+            next: listed.next,
+        },
+    }))
+}
+
+/// A page of the listing with its number and the cursor that continues
+/// it: what `GET /contacts` answers and the dashboard's list shows.
+pub struct ListedContacts {
+    pub page: ContactPage,
+    pub number: u32,
+    pub next: Option<String>,
+}
+
+/// The page `query` asks for (a page number, or a cursor's next page).
+pub async fn list_contacts(
+    app: &AppContext,
+    account: AccountId,
+    query: &ContactListQuery,
+) -> ApiResult<ListedContacts> {
     let requested = query.filter();
-    let (start, page_number, filter) = match &query.after {
+    let (start, number, filter) = match &query.after {
         Some(text) => {
-            let cursor = app.cursors.decode(text, caller.account).ok_or_else(|| {
+            let cursor = app.cursors.decode(text, account).ok_or_else(|| {
                 ApiError::bad_request("invalid_cursor", "Invalid pagination cursor")
             })?;
             if requested != ContactFilter::default() && requested != cursor.filter {
@@ -508,30 +539,18 @@ pub async fn list(
     };
     let page = app
         .store
-        .list_contacts(caller.account, &filter, start, PAGE_SIZE)
+        .list_contacts(account, &filter, start, PAGE_SIZE)
         .await?;
     let next = page.next.map(|position| {
         app.cursors.encode(&Cursor {
-            account: caller.account,
+            account,
             position,
             watermark: page.watermark,
-            page: page_number.saturating_add(1),
+            page: number.saturating_add(1),
             filter: filter.clone(),
         })
     });
-    let include_field_types = query.include_field_types.unwrap_or(false);
-    Ok(Json(ContactList {
-        contacts: page
-            .contacts
-            .into_iter()
-            .map(|c| app.links.contact(c, include_field_types))
-            .collect(),
-        meta: CursorMeta {
-            page: page_number,
-            pages: page_count(page.total, PAGE_SIZE),
-            next,
-        },
-    }))
+    Ok(ListedContacts { page, number, next })
 }
 
 /// `?channel_uuid=` of the phone lookup.

@@ -301,11 +301,18 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        let params = QueryParams(
+        QueryParams::checked(
             form_urlencoded::parse(query.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
-        );
+        )
+    }
+}
+
+impl QueryParams {
+    /// The parameters, refused when one holds a NUL character.
+    pub fn checked(pairs: Vec<(String, String)>) -> ApiResult<Self> {
+        let params = QueryParams(pairs);
         if let Some(name) = params.nul_parameter() {
             return Err(ApiError::bad_request(
                 "invalid_query",

@@ -26,6 +26,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::{Credentials, authenticate, bearer_token, refusal};
 use crate::cursor::CursorSigner;
+use crate::dashboard;
 use crate::error::ApiError;
 use crate::ratelimit::{RateKey, RateLimiter};
 use crate::store::Store;
@@ -45,6 +46,7 @@ pub struct AppContext {
     pub sql_store: Arc<crate::store::SqlStore>,
     /// The bearer token `GET /metrics` requires, if any.
     pub metrics_token: Option<String>,
+    pub dashboard: crate::dashboard::DashboardConfig,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -131,6 +133,49 @@ route_table! {
     get    "/events"                                    => webhooks::feed;
 }
 
+/// Declares the dashboard's pages (docs/dashboard.md): as data
+/// ([`PAGES`]) and as the router that serves them.
+macro_rules! page_table {
+    ($($method:ident $path:literal => $handler:path;)*) => {
+        /// Every page of the dashboard: HTTP method and path.
+        pub const PAGES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn pages() -> Router<AppState> {
+            Router::new()$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+page_table! {
+    get    "/"                                          => dashboard::home;
+    get    "/assets/style.css"                          => dashboard::stylesheet;
+    get    "/signin"                                    => dashboard::session::sign_in_page;
+    post   "/signin"                                    => dashboard::session::sign_in;
+    post   "/signout"                                   => dashboard::session::sign_out;
+
+    get    "/contacts"                                  => dashboard::contacts::list;
+    post   "/contacts"                                  => dashboard::contacts::create;
+    get    "/contacts/{uuid}"                           => dashboard::contacts::show;
+    post   "/contacts/{uuid}"                           => dashboard::contacts::save;
+    get    "/contacts/{uuid}/delete"                    => dashboard::contacts::confirm_delete;
+    post   "/contacts/{uuid}/delete"                    => dashboard::contacts::delete;
+
+    get    "/chat/{uuid}"                               => dashboard::chat::show;
+    post   "/chat/{uuid}/note"                          => dashboard::chat::note;
+    post   "/chat/{uuid}/close"                         => dashboard::chat::close;
+    post   "/chat/{uuid}/open"                          => dashboard::chat::open;
+
+    get    "/settings"                                  => dashboard::settings::index;
+    get    "/settings/{section}"                        => dashboard::settings::show;
+    post   "/settings/{section}"                        => dashboard::settings::create;
+    post   "/settings/{section}/{id}"                   => dashboard::settings::update;
+    post   "/settings/{section}/{id}/delete"            => dashboard::settings::delete;
+    post   "/settings/users/{uuid}/password"            => dashboard::settings::set_password;
+
+    get    "/docs"                                      => dashboard::docs::reference;
+    get    "/docs/redoc.standalone.js"                  => dashboard::docs::renderer;
+}
+
 /// What one request may take: body size, and time for the body and for
 /// the whole request (README, "Timeouts and connections").
 #[derive(Debug, Clone, Copy)]
@@ -163,6 +208,11 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
             time_limit,
         ))
         .with_state(state.clone())
+        .merge(
+            pages()
+                .layer(middleware::from_fn(crate::dashboard::security_headers))
+                .with_state(state.clone()),
+        )
         .route(
             "/v1/openapi.json",
             axum::routing::get(openapi::openapi_json).fallback(method_not_allowed),
@@ -283,8 +333,13 @@ async fn meter(State(app): State<AppState>, request: Request, next: Next) -> Res
 }
 
 fn client_address(request: &Request) -> IpAddr {
-    request
-        .extensions()
+    client_ip(request.extensions())
+}
+
+/// The address the request came from (unspecified when the server was
+/// not told, as in tests that build requests by hand).
+pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }

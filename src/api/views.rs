@@ -45,6 +45,17 @@ pub struct ContactView {
     pub custom_fields_metadata: Option<IndexMap<String, FieldMetadataView>>,
 }
 
+impl ContactView {
+    /// The uuid of the contact's conversation: the end of its
+    /// `conversationHref`.
+    pub fn conversation_uuid(&self) -> &str {
+        self.conversation_href
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+    }
+}
+
 /// A custom field value with its type, for `include_field_types=true`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FieldMetadataView {

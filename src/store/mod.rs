@@ -356,6 +356,8 @@ pub trait SettingsStore: Send + Sync {
     ) -> StoreResult<Team>;
     /// Refused for the default team and for teams contacts still belong to.
     async fn delete_team(&self, account: AccountId, uuid: PublicId) -> StoreResult<()>;
+    /// Who is in which team: `(team id, user id)` pairs of the account.
+    async fn team_memberships(&self, account: AccountId) -> StoreResult<Vec<(i64, i64)>>;
 
     async fn create_channel(
         &self,
@@ -419,6 +421,12 @@ pub trait ContactStore: Send + Sync {
     ) -> StoreResult<ContactRecord>;
     async fn contact_by_bsuid(&self, account: AccountId, bsuid: &str)
     -> StoreResult<ContactRecord>;
+    /// The contact whose conversation has this uuid.
+    async fn contact_by_conversation(
+        &self,
+        account: AccountId,
+        conversation: PublicId,
+    ) -> StoreResult<ContactRecord>;
     async fn list_contacts(
         &self,
         account: AccountId,
@@ -678,10 +686,79 @@ pub trait IdempotencyStore: Send + Sync {
     async fn purge_idempotency_keys(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
+/// A user who may sign in to the dashboard with a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordCandidate {
+    pub account: AccountId,
+    pub user_id: i64,
+    /// argon2id, as a PHC string.
+    pub hash: String,
+}
+
+/// A dashboard session about to start (docs/dashboard.md, "Sessions").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// SHA-256 (hex) of the cookie's token.
+    pub token_hash: String,
+    pub account: AccountId,
+    pub user_id: i64,
+    /// The hash of the API key the owner signed in with; `None` for a
+    /// password.
+    pub api_key_hash: Option<String>,
+    pub at: Timestamp,
+}
+
+/// A signed-in session, with who it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub account: AccountId,
+    pub account_name: String,
+    pub user_uuid: PublicId,
+    pub user_email: String,
+    pub user_name: String,
+    pub last_seen_at: Timestamp,
+}
+
+/// Dashboard passwords and sessions, shared by every process.
+#[async_trait]
+pub trait DashboardStore: Send + Sync {
+    /// Sets (or replaces) a user's password and ends the sessions it
+    /// opened before.
+    async fn set_password(
+        &self,
+        account: AccountId,
+        user: PublicId,
+        hash: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Whether the user has a password.
+    async fn has_password(&self, account: AccountId, user: PublicId) -> StoreResult<bool>;
+    /// The users, in any account, with this e-mail and a password.
+    async fn password_candidates(&self, email: &str) -> StoreResult<Vec<PasswordCandidate>>;
+    /// Starts a session; `NotFound` when an API key named is gone.
+    async fn start_session(&self, session: &NewSession) -> StoreResult<()>;
+    /// The session whose token hashes to `token_hash`, if it was seen at
+    /// or after `idle_since` (and its API key, if any, is not revoked).
+    async fn session(
+        &self,
+        token_hash: &str,
+        idle_since: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// Records that the session was used at `at`.
+    async fn touch_session(&self, token_hash: &str, at: Timestamp) -> StoreResult<()>;
+    async fn end_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Deletes sessions last seen before `before`; answers how many.
+    async fn purge_sessions(&self, before: Timestamp) -> StoreResult<u64>;
+}
+
 /// Everything bellbook keeps.
 pub trait Store:
-    AdminStore + SettingsStore + ContactStore + WebhookStore + IdempotencyStore
+    AdminStore + SettingsStore + ContactStore + WebhookStore + IdempotencyStore + DashboardStore
 {
 }
 
-impl<T: AdminStore + SettingsStore + ContactStore + WebhookStore + IdempotencyStore> Store for T {}
+impl<
+    T: AdminStore + SettingsStore + ContactStore + WebhookStore + IdempotencyStore + DashboardStore,
+> Store for T
+{
+}

@@ -978,6 +978,23 @@ pub(super) fn read_by_bsuid(
     render(row, &settings)
 }
 
+fn read_by_conversation(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    conversation: PublicId,
+) -> StoreResult<ContactRecord> {
+    let settings = cache.current(db, account, Seen::Committed)?;
+    let row: ContactRow = db.one(
+        concatcp!(
+            SELECT_CONTACT,
+            " WHERE account_id = $1 AND conversation_uuid = $2"
+        ),
+        &params![account.0, conversation.to_string().as_str()],
+    )?;
+    render(row, &settings)
+}
+
 row_struct! {
     pub(super) struct MessageRow {
         uuid: PublicId,
@@ -1096,6 +1113,15 @@ impl ContactStore for SqlStore {
     ) -> StoreResult<ContactRecord> {
         let bsuid = bsuid.to_owned();
         self.read(move |db, cache| read_by_bsuid(db, cache, account, &bsuid))
+            .await
+    }
+
+    async fn contact_by_conversation(
+        &self,
+        account: AccountId,
+        conversation: PublicId,
+    ) -> StoreResult<ContactRecord> {
+        self.read(move |db, cache| read_by_conversation(db, cache, account, conversation))
             .await
     }
 

@@ -36,6 +36,7 @@ pub const SQLITE: &[Migration] = &[
     migration!(4, "listing version", "sqlite/0004_listing_version.sql"),
     migration!(5, "webhooks", "sqlite/0005_webhooks.sql"),
     migration!(6, "idempotency keys", "sqlite/0006_idempotency.sql"),
+    migration!(7, "dashboard", "sqlite/0007_dashboard.sql"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -45,6 +46,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!(4, "listing version", "postgres/0004_listing_version.sql"),
     migration!(5, "webhooks", "postgres/0005_webhooks.sql"),
     migration!(6, "idempotency keys", "postgres/0006_idempotency.sql"),
+    migration!(7, "dashboard", "postgres/0007_dashboard.sql"),
 ];
 
 /// Any fixed number: it only has to keep two bellbook processes from

@@ -13,6 +13,7 @@ mod anchors;
 mod cache;
 mod contacts;
 mod counts;
+mod dashboard;
 pub(crate) mod db;
 mod events;
 mod idempotency;

@@ -296,6 +296,13 @@ const TABLES: &[(&str, &[&str], &str)] = &[
         ],
         "id",
     ),
+    // Passwords go with their users; dashboard sessions do not (whoever
+    // was signed in signs in again on the copy).
+    (
+        "user_passwords",
+        &["user_id", "hash", "updated_at"],
+        "user_id",
+    ),
     (
         "teams",
         &[

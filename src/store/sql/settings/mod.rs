@@ -180,6 +180,11 @@ impl SettingsStore for SqlStore {
             .await
     }
 
+    async fn team_memberships(&self, account: AccountId) -> StoreResult<Vec<(i64, i64)>> {
+        self.read_statement(move |db| teams::memberships(db, account))
+            .await
+    }
+
     async fn create_channel(
         &self,
         account: AccountId,

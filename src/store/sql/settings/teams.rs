@@ -44,6 +44,17 @@ pub(in crate::store::sql) fn all(db: &mut dyn Db, account: AccountId) -> StoreRe
     Ok(rows.into_iter().map(Team::from).collect())
 }
 
+pub(in crate::store::sql) fn memberships(
+    db: &mut dyn Db,
+    account: AccountId,
+) -> StoreResult<Vec<(i64, i64)>> {
+    db.all(
+        "SELECT m.team_id, m.user_id FROM team_members m JOIN teams t ON t.id = m.team_id
+         WHERE t.account_id = $1 ORDER BY m.team_id, m.user_id",
+        &params![account.0],
+    )
+}
+
 fn read(db: &mut dyn Db, account: AccountId, uuid: PublicId) -> StoreResult<Team> {
     let row: TeamRow = db.one(
         const_format::concatcp!(SELECT, " WHERE t.account_id = $1 AND t.uuid = $2"),
