@@ -69,11 +69,7 @@ async fn chat_page(
             MESSAGES_PAGE_SIZE,
         )
         .await?;
-    let status = if problems.any() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = problems.page_status();
     let chat = ChatPage {
         chrome: Chrome::new(signed, "contacts"),
         conversation: uuid.to_owned(),

@@ -26,6 +26,8 @@ use crate::error::ApiError;
 pub struct Problems {
     pub summary: Option<String>,
     pub fields: Vec<FieldError>,
+    /// The API's status for the refusal (422, 409, ...).
+    pub status: Option<StatusCode>,
 }
 
 impl Problems {
@@ -33,7 +35,13 @@ impl Problems {
         Problems {
             summary: Some(error.message().to_owned()),
             fields: error.details().to_vec(),
+            status: Some(error.status()),
         }
+    }
+
+    /// The status of the page that shows these problems.
+    pub fn page_status(&self) -> StatusCode {
+        self.status.unwrap_or(StatusCode::OK)
     }
 
     /// The API's message about `field`, if it has one.
@@ -195,7 +203,7 @@ async fn list_page(
         Err(error) => return Err(error.into()),
     }
     let status = match (&page.filter_problem, page.problems.any()) {
-        (_, true) => StatusCode::UNPROCESSABLE_ENTITY,
+        (_, true) => page.problems.page_status(),
         (Some(_), false) => StatusCode::BAD_REQUEST,
         (None, false) => StatusCode::OK,
     };
@@ -448,11 +456,7 @@ async fn contact_page(
         Some((form, problems)) => (stored.sent(form), problems),
         None => (stored, Problems::default()),
     };
-    let status = if problems.any() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = problems.page_status();
     let bot = match &record.bot {
         Some(bot) => format!(
             "{} ({})",
@@ -521,14 +525,11 @@ pub async fn save(
             .and_then(|f| settings.funnel(f))
             .is_some();
         if !known {
-            let problems = Problems {
-                summary: Some("'funnel' is not a funnel of this account".to_owned()),
-                fields: vec![FieldError::new(
-                    "funnel",
-                    "unknown_funnel",
-                    "not a funnel of this account",
-                )],
-            };
+            let problems = Problems::of(&ApiError::validation(vec![FieldError::new(
+                "funnel",
+                "unknown_funnel",
+                "not a funnel of this account",
+            )]));
             return contact_page(&app, &signed, record, Some((&form, problems)), false).await;
         }
     }

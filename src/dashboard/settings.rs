@@ -224,10 +224,7 @@ async fn settings_page(
         ),
         _ => (None, Vec::new()),
     };
-    let status = match (problems.any(), revealed.is_some()) {
-        (true, _) => StatusCode::UNPROCESSABLE_ENTITY,
-        (false, _) => StatusCode::OK,
-    };
+    let status = problems.page_status();
     let page = SettingsPage {
         chrome: Chrome::new(signed, "settings"),
         section,
@@ -248,7 +245,7 @@ async fn settings_page(
 }
 
 /// `GET /settings`.
-pub async fn index() -> PageResult {
+pub async fn index(_signed: Signed) -> PageResult {
     Ok(see_other("/settings/tags"))
 }
 

@@ -15,6 +15,7 @@ mod contacts_update;
 mod conventions;
 mod conversations;
 mod copy;
+mod dashboard;
 mod deployment;
 mod docs_examples;
 mod faults;
