@@ -170,7 +170,7 @@ impl App {
                 let _ = worker_stopped.await;
             }))
         });
-        let purger = tokio::spawn(purge_idempotency_keys(self.store.clone()));
+        let purger = tokio::spawn(housekeeping(self.store.clone()));
         let served = server::serve(self.listener, self.router, self.connections, shutdown).await;
         purger.abort();
         let _ = stop_worker.send(());
@@ -182,18 +182,32 @@ impl App {
     }
 }
 
-/// Deletes idempotency keys past the 24 hours they are kept, now and then
-/// (every process does; each pass is a few cheap statements).
-async fn purge_idempotency_keys(store: Arc<SqlStore>) {
-    use store::IdempotencyStore;
+/// Deletes, now and then, idempotency keys past the 24 hours they are kept
+/// and dashboard sessions idle past their timeout (every process does;
+/// each pass is a few cheap statements).
+async fn housekeeping(store: Arc<SqlStore>) {
+    use store::{DashboardStore, IdempotencyStore};
     const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
-    let kept = i64::try_from(api::idempotency::KEPT_FOR.as_secs()).unwrap_or(i64::MAX);
+    let ago = |age: std::time::Duration| {
+        let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        domain::Timestamp::from_unix(domain::Timestamp::now().unix().saturating_sub(age))
+    };
     loop {
-        let before = domain::Timestamp::from_unix(domain::Timestamp::now().unix() - kept);
-        match store.purge_idempotency_keys(before).await {
+        match store
+            .purge_idempotency_keys(ago(api::idempotency::KEPT_FOR))
+            .await
+        {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys deleted"),
             Err(error) => tracing::warn!(%error, "expired idempotency keys could not be deleted"),
+        }
+        match store
+            .purge_sessions(ago(dashboard::session::IDLE_TIMEOUT))
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "idle dashboard sessions deleted"),
+            Err(error) => tracing::warn!(%error, "idle dashboard sessions could not be deleted"),
         }
         tokio::time::sleep(EVERY).await;
     }

@@ -171,6 +171,7 @@ page_table! {
     post   "/settings/{section}/{id}"                   => dashboard::settings::update;
     post   "/settings/{section}/{id}/delete"            => dashboard::settings::delete;
     post   "/settings/users/{uuid}/password"            => dashboard::settings::set_password;
+    post   "/settings/webhook/deliveries/{seq}/retry"   => dashboard::settings::retry_delivery;
 
     get    "/docs"                                      => dashboard::docs::reference;
     get    "/docs/redoc.standalone.js"                  => dashboard::docs::renderer;

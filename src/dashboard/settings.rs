@@ -539,3 +539,20 @@ pub async fn set_password(
         .await?;
     finish(&app, &signed, Section::Users, &uuid, Outcome::Done).await
 }
+
+/// `POST /settings/webhook/deliveries/{seq}/retry`: deliver an event again.
+pub async fn retry_delivery(
+    State(app): State<AppState>,
+    PathParam(seq): PathParam,
+    sent: SignedForm,
+) -> PageResult {
+    let seq: i64 = seq.parse().map_err(|_| PageError::NotFound)?;
+    app.store
+        .retry_delivery(
+            sent.signed.session.account,
+            seq,
+            crate::store::sql::unix_ms(),
+        )
+        .await?;
+    Ok(see_other("/settings/webhook"))
+}

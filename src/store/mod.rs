@@ -514,6 +514,8 @@ pub struct EventRecord {
 /// One delivery attempt, as `GET /webhooks/events` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
+    /// The event's sequence number in its account.
+    pub seq: i64,
     pub event: EventName,
     /// JSON text.
     pub payload: String,
@@ -591,6 +593,11 @@ pub trait WebhookStore: Send + Sync {
     /// Removes the webhook and the deliveries still pending for it.
     async fn unsubscribe(&self, account: AccountId) -> StoreResult<()>;
     async fn webhook(&self, account: AccountId) -> StoreResult<Option<WebhookRecord>>;
+    /// Makes the delivery of event `seq` due now: a pending one at once, one
+    /// that failed for good from a first attempt again (the dashboard's
+    /// retry button); `NotFound` when the event is no longer kept or the
+    /// account has no webhook.
+    async fn retry_delivery(&self, account: AccountId, seq: i64, now_ms: i64) -> StoreResult<()>;
     /// Newest first.
     async fn webhook_attempts(
         &self,

@@ -199,7 +199,8 @@ async fn signed_out_pages_send_to_sign_in(backend: Backend) {
         let path = template
             .replace("{uuid}", MARIO)
             .replace("{section}", "tags")
-            .replace("{id}", "lead");
+            .replace("{id}", "lead")
+            .replace("{seq}", "1");
         let page = match *method {
             "get" => browser.get(&path).await,
             _ => browser.post(&path, &[("name", "x")]).await,
@@ -325,6 +326,18 @@ async fn sessions_start_with_a_key_or_a_password_and_end(backend: Backend) {
         .sign_in(&[("key", &app.key), ("next", "//evil.example/")])
         .await
         .assert_redirect("/contacts");
+
+    // Idle sessions are deleted by the housekeeping pass.
+    let purged = app
+        .store
+        .purge_sessions(bellbook::domain::Timestamp::from_unix(now.unix() + 60))
+        .await
+        .expect("purged");
+    assert!(purged >= 2, "{purged}");
+    elsewhere
+        .get("/contacts")
+        .await
+        .assert_redirect("/signin?next=%2Fcontacts");
 }
 
 async fn users_sign_in_with_passwords_and_failures_are_slowed(backend: Backend) {
@@ -1533,6 +1546,37 @@ async fn settings_pages_change_what_the_api_shows(backend: Backend) {
         shown.body
     );
     assert!(shown.body.contains("no answer ✗"), "{}", shown.body);
+    // Retry: the event is delivered again, from its first attempt.
+    let account_seq = app
+        .store
+        .webhook_attempts(account.id, &Default::default(), 1, 10)
+        .await
+        .expect("attempts")
+        .attempts[0]
+        .seq;
+    browser
+        .submit(
+            &page,
+            &format!("/settings/webhook/deliveries/{account_seq}/retry"),
+            &[],
+        )
+        .await
+        .assert_redirect("/settings/webhook");
+    assert_eq!(
+        app.webhooks.run_step().await.expect("a step"),
+        1,
+        "delivered again"
+    );
+    let attempts = app
+        .store
+        .webhook_attempts(account.id, &Default::default(), 1, 10)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts.total, 2);
+    browser
+        .submit(&page, "/settings/webhook/deliveries/999999/retry", &[])
+        .await
+        .assert_status(404);
     browser
         .submit(&page, "/settings/webhook/current/delete", &[])
         .await

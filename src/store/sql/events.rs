@@ -222,6 +222,7 @@ row_struct! {
 
 row_struct! {
     struct AttemptRow {
+        seq: i64,
         name: String,
         payload: String,
         code: Option<i64>,
@@ -315,6 +316,32 @@ impl WebhookStore for SqlStore {
         .await
     }
 
+    async fn retry_delivery(&self, account: AccountId, seq: i64, now_ms: i64) -> StoreResult<()> {
+        self.write(move |db, _| {
+            // Only an event that is still kept, of an account that still
+            // has a webhook. One still waiting for its next attempt is made
+            // due now; one that failed for good starts over.
+            let found: Option<i64> = db.optional(
+                "SELECT e.seq FROM events e JOIN webhooks w ON w.account_id = e.account_id
+                 WHERE e.account_id = $1 AND e.seq = $2",
+                &params![account.0, seq],
+            )?;
+            if found.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            db.execute(
+                "INSERT INTO webhook_queue (account_id, seq, contact_uuid, attempts, next_attempt_at)
+                 SELECT account_id, seq, contact_uuid, 0, $1 FROM events
+                 WHERE account_id = $2 AND seq = $3
+                 ON CONFLICT (account_id, seq)
+                     DO UPDATE SET next_attempt_at = excluded.next_attempt_at",
+                &params![now_ms, account.0, seq],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn webhook(&self, account: AccountId) -> StoreResult<Option<WebhookRecord>> {
         self.read_statement(move |db| {
             let row: Option<WebhookRow> = db.optional(
@@ -355,7 +382,7 @@ impl WebhookStore for SqlStore {
             attempt_conditions(&mut count, &filter);
             let total: i64 = db.one(count.sql(), count.params())?;
             let mut query = SqlBuilder::new(
-                "SELECT e.name, e.payload, a.code, a.headers, a.body, a.success, a.created_at
+                "SELECT e.seq, e.name, e.payload, a.code, a.headers, a.body, a.success, a.created_at
                  FROM webhook_attempts a JOIN events e
                  ON e.account_id = a.account_id AND e.seq = a.seq WHERE a.account_id = ",
             );
@@ -372,6 +399,7 @@ impl WebhookStore for SqlStore {
                 .into_iter()
                 .map(|row| {
                     Ok(AttemptRecord {
+                        seq: row.seq,
                         event: event_name(&row.name)?,
                         payload: row.payload,
                         code: row.code,
