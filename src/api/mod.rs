@@ -149,6 +149,7 @@ macro_rules! page_table {
 page_table! {
     get    "/"                                          => dashboard::home;
     get    "/assets/style.css"                          => dashboard::stylesheet;
+    get    "/favicon.ico"                               => dashboard::no_icon;
     get    "/signin"                                    => dashboard::session::sign_in_page;
     post   "/signin"                                    => dashboard::session::sign_in;
     post   "/signout"                                   => dashboard::session::sign_out;

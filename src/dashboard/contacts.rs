@@ -276,10 +276,12 @@ struct FieldInput {
 
 impl FieldInput {
     fn html_type(&self) -> &'static str {
+        // A number is typed as text: a number input would refuse the exact
+        // decimals the API keeps (`12.50`, `1e3`) and any wrong value the
+        // API should explain.
         match self.kind {
             CustomFieldType::Date => "date",
             CustomFieldType::Email => "email",
-            CustomFieldType::Number => "text",
             _ => "text",
         }
     }

@@ -112,8 +112,9 @@ pub enum PageError {
     Forgery,
     /// The database is busy or unreachable, or its disk is full.
     Unavailable,
-    /// The request itself is wrong (a filter the API refuses, say).
-    BadRequest(String),
+    /// The API refused the request (a body too large, say): its status
+    /// and message.
+    Refused(StatusCode, String),
     Internal,
 }
 
@@ -143,9 +144,7 @@ impl IntoResponse for PageError {
                 "Try again",
                 "The database is unavailable for a moment; nothing was changed.",
             ),
-            PageError::BadRequest(message) => {
-                (StatusCode::BAD_REQUEST, "Bad request", message.as_str())
-            }
+            PageError::Refused(status, message) => (*status, "Refused", message.as_str()),
             PageError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
@@ -177,7 +176,9 @@ impl From<ApiError> for PageError {
         match error.status() {
             StatusCode::NOT_FOUND => PageError::NotFound,
             StatusCode::SERVICE_UNAVAILABLE => PageError::Unavailable,
-            status if status.is_client_error() => PageError::BadRequest(error.message().to_owned()),
+            status if status.is_client_error() => {
+                PageError::Refused(status, error.message().to_owned())
+            }
             _ => PageError::Internal,
         }
     }
@@ -188,6 +189,12 @@ pub type PageResult = Result<Response, PageError>;
 /// `/`: the contacts.
 pub async fn home() -> Response {
     see_other("/contacts")
+}
+
+/// `GET /favicon.ico`, which browsers ask every page for: no icon, and no
+/// error either.
+pub async fn no_icon() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 /// `GET /assets/style.css`: the one stylesheet, compiled in.

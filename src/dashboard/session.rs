@@ -102,7 +102,8 @@ impl Signed {
         };
         let token_hash = hash_key(token);
         let now = Timestamp::now();
-        let idle_since = Timestamp::from_unix(now.unix() - IDLE_TIMEOUT.as_secs() as i64);
+        let idle = i64::try_from(IDLE_TIMEOUT.as_secs()).unwrap_or(i64::MAX);
+        let idle_since = Timestamp::from_unix(now.unix().saturating_sub(idle));
         let Some(session) = app.store.session(&token_hash, idle_since).await? else {
             return Ok(None);
         };
