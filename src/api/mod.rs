@@ -213,6 +213,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(
             pages()
                 .layer(middleware::from_fn(crate::dashboard::security_headers))
+                .layer(middleware::from_fn_with_state(
+                    limits.request_timeout,
+                    time_limit,
+                ))
                 .with_state(state.clone()),
         )
         .route(

@@ -16,7 +16,7 @@ use crate::api::extract::{FromQuery, JsonObject, PathParam, QueryParams};
 use crate::api::views::ContactView;
 use crate::domain::contact::ContactRecord;
 use crate::domain::custom_field::decode_checked;
-use crate::domain::settings::AccountSettings;
+use crate::domain::settings::{AccountSettings, Funnel};
 use crate::domain::{CustomFieldType, FieldError, PublicId, Source};
 use crate::error::ApiError;
 
@@ -88,16 +88,18 @@ impl Choices {
             funnels: settings
                 .funnels
                 .iter()
-                .map(|f| {
-                    let label = match &f.emoji {
-                        Some(emoji) => format!("{emoji} {}", f.name),
-                        None => f.name.clone(),
-                    };
-                    (f.uuid.to_string(), label)
-                })
+                .map(|f| (f.uuid.to_string(), funnel_label(f)))
                 .collect(),
             sources: Source::ALL.iter().map(|s| s.as_str()).collect(),
         }
+    }
+}
+
+/// A funnel as people read it: its emoji, then its name.
+fn funnel_label(funnel: &Funnel) -> String {
+    match &funnel.emoji {
+        Some(emoji) => format!("{emoji} {}", funnel.name),
+        None => funnel.name.clone(),
     }
 }
 
@@ -435,6 +437,8 @@ struct ContactPage {
     choices: Choices,
     contact: ContactView,
     bot: String,
+    /// The funnel's emoji and name.
+    funnel: Option<String>,
     form: ContactForm,
     problems: Problems,
     /// The contact was just saved.
@@ -467,8 +471,13 @@ async fn contact_page(
         ),
         None => "none".to_owned(),
     };
+    let funnel = record
+        .funnel
+        .and_then(|f| settings.funnel(f))
+        .map(funnel_label);
     let page = ContactPage {
         chrome: Chrome::new(signed, "contacts"),
+        funnel,
         choices: Choices::of(&settings),
         contact: app.links.contact(record, false),
         bot,

@@ -1169,6 +1169,11 @@ async fn contacts_are_created_edited_and_deleted_through_forms(backend: Backend)
     let shown = browser.get(&format!("{path}?saved=1")).await;
     assert!(shown.body.contains("Saved."));
     assert!(shown.body.contains(r#"<option value="Inactive" selected>"#));
+    assert!(
+        shown.body.contains("<dt>Funnel</dt><dd>🧘\u{200d}♂\u{fe0f} Awareness</dd>"),
+        "the funnel by its name: {}",
+        shown.body
+    );
 
     // Saving the form untouched changes nothing and records nothing.
     let events_before = app.get(&format!("{path}/messages")).await.text;
