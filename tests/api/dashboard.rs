@@ -1170,7 +1170,9 @@ async fn contacts_are_created_edited_and_deleted_through_forms(backend: Backend)
     assert!(shown.body.contains("Saved."));
     assert!(shown.body.contains(r#"<option value="Inactive" selected>"#));
     assert!(
-        shown.body.contains("<dt>Funnel</dt><dd>🧘\u{200d}♂\u{fe0f} Awareness</dd>"),
+        shown
+            .body
+            .contains("<dt>Funnel</dt><dd>🧘\u{200d}♂\u{fe0f} Awareness</dd>"),
         "the funnel by its name: {}",
         shown.body
     );
