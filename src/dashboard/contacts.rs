@@ -383,7 +383,7 @@ impl ContactForm {
         if self.name != stored.name {
             body.insert("name".into(), string(&self.name));
         }
-        if self.tags != stored.tags {
+        if !same_names(&self.tags, &stored.tags) {
             body.insert(
                 "tags".into(),
                 Value::Array(self.tags.iter().map(|t| string(t)).collect()),
@@ -392,7 +392,7 @@ impl ContactForm {
         let mut fields = Map::new();
         for (sent, old) in self.fields.iter().zip(&stored.fields) {
             let value = match sent.kind {
-                CustomFieldType::Checkbox if sent.checked == old.checked => continue,
+                CustomFieldType::Checkbox if same_names(&sent.checked, &old.checked) => continue,
                 CustomFieldType::Checkbox if sent.checked.is_empty() => Value::Null,
                 CustomFieldType::Checkbox => {
                     Value::Array(sent.checked.iter().map(|c| string(c)).collect())
@@ -428,6 +428,19 @@ impl ContactForm {
         }
         body
     }
+}
+
+/// Whether two lists of tag or option names hold the same names, in any
+/// order and case: checkboxes come back in the page's order, which need
+/// not be the order the contact's were set in.
+fn same_names(a: &[String], b: &[String]) -> bool {
+    let folded = |names: &[String]| {
+        let mut names: Vec<String> = names.iter().map(|n| crate::domain::fold_case(n)).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    };
+    folded(a) == folded(b)
 }
 
 #[derive(Template)]

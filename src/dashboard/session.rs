@@ -119,14 +119,30 @@ impl Signed {
 }
 
 /// Where a signed-out browser is sent: the sign-in page, which brings it
-/// back to `path` (a path of this site only, never another site).
+/// back to the page it asked for (a path of this site only). A form sent
+/// from a page whose session ended is not sent again: the browser comes
+/// back to the page the form was on.
 fn to_sign_in(parts: &Parts) -> Response {
-    let back = parts
-        .uri
-        .path_and_query()
-        .map_or("/contacts", |p| p.as_str());
+    let back = match parts.method {
+        axum::http::Method::GET => parts
+            .uri
+            .path_and_query()
+            .map_or("/contacts", |p| p.as_str()),
+        _ => page_of_form(parts.uri.path()),
+    };
     let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
     Redirect::to(&format!("/signin?next={next}")).into_response()
+}
+
+/// The page a form's address belongs to: `/chat/{uuid}` for
+/// `/chat/{uuid}/note`, `/settings/tags` for `/settings/tags/{name}`.
+fn page_of_form(path: &str) -> &str {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let page = match (segments.next(), segments.next()) {
+        (Some(first), Some(second)) => first.len() + second.len() + 2,
+        _ => return "/contacts",
+    };
+    &path[..page.min(path.len())]
 }
 
 impl FromRequestParts<AppState> for Signed {
@@ -427,6 +443,15 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/contacts");
         assert_eq!(safe_next(Some("javascript:alert(1)")), "/contacts");
         assert_eq!(safe_next(None), "/contacts");
+    }
+
+    #[test]
+    fn a_form_sent_signed_out_comes_back_to_its_page() {
+        assert_eq!(page_of_form("/chat/abc/note"), "/chat/abc");
+        assert_eq!(page_of_form("/settings/tags/vip/delete"), "/settings/tags");
+        assert_eq!(page_of_form("/contacts/abc"), "/contacts/abc");
+        assert_eq!(page_of_form("/contacts"), "/contacts");
+        assert_eq!(page_of_form("/signout"), "/contacts");
     }
 
     #[test]
