@@ -94,11 +94,20 @@ impl RateLimiter {
 
     /// `None` when limiting is off.
     pub async fn check(&self, key: RateKey) -> Option<Decision> {
+        self.check_many(key, 1).await
+    }
+
+    /// Takes `cost` requests' worth at once, or none (a batch of contacts
+    /// counts one request per item). A cost above a second's worth counts
+    /// as a second's worth, so that a batch larger than the limit can
+    /// still be sent at all.
+    pub async fn check_many(&self, key: RateKey, cost: u32) -> Option<Decision> {
         if self.per_second == 0 {
             return None;
         }
+        let cost = cost.clamp(1, self.per_second);
         if let Some(shared) = &self.shared {
-            match shared.take(key, self.per_second).await {
+            match shared.take(key, self.per_second, cost).await {
                 Ok(decision) => return Some(decision),
                 // Redis being away must not take the API down with it: this
                 // request is limited by the process's own bucket instead.
@@ -107,7 +116,7 @@ impl RateLimiter {
                 }
             }
         }
-        Some(self.local.take(key, self.per_second, Instant::now()))
+        Some(self.local.take(key, self.per_second, cost, Instant::now()))
     }
 }
 
@@ -127,7 +136,7 @@ struct Bucket {
 const MAX_BUCKETS: usize = 10_000;
 
 impl LocalBuckets {
-    fn take(&self, key: RateKey, per_second: u32, now: Instant) -> Decision {
+    fn take(&self, key: RateKey, per_second: u32, cost: u32, now: Instant) -> Decision {
         let rate = f64::from(per_second);
         // A poisoned lock only means another request panicked mid-update;
         // the counts are still usable.
@@ -147,9 +156,10 @@ impl LocalBuckets {
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
         bucket.updated = now;
-        let allowed = bucket.tokens >= 1.0;
+        let cost = f64::from(cost);
+        let allowed = bucket.tokens >= cost;
         if allowed {
-            bucket.tokens -= 1.0;
+            bucket.tokens -= cost;
         }
         Decision::new(per_second, allowed, bucket.tokens)
     }
@@ -159,6 +169,7 @@ impl LocalBuckets {
 /// Redis's own clock, so the processes' clocks need not agree.
 const TOKEN_BUCKET: &str = r#"
 local rate = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -166,8 +177,8 @@ local tokens = tonumber(state[1]) or rate
 local at = tonumber(state[2]) or now
 tokens = math.min(rate, tokens + math.max(0, now - at) * rate)
 local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= cost then
+  tokens = tokens - cost
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
@@ -182,7 +193,7 @@ struct SharedBuckets {
 }
 
 impl SharedBuckets {
-    async fn take(&self, key: RateKey, per_second: u32) -> redis::RedisResult<Decision> {
+    async fn take(&self, key: RateKey, per_second: u32, cost: u32) -> redis::RedisResult<Decision> {
         let name = match key {
             RateKey::Account(account) => {
                 format!("bellbook:{}:rate:account:{}", self.namespace, account.0)
@@ -194,6 +205,7 @@ impl SharedBuckets {
             .script
             .key(name)
             .arg(per_second)
+            .arg(cost)
             .invoke_async(&mut connection)
             .await?;
         Ok(Decision::new(
@@ -216,13 +228,15 @@ mod tests {
     fn allows_a_second_of_requests_then_refuses() {
         let buckets = LocalBuckets::default();
         let now = Instant::now();
-        let decisions: Vec<_> = (0..3).map(|_| buckets.take(account(1), 3, now)).collect();
+        let decisions: Vec<_> = (0..3)
+            .map(|_| buckets.take(account(1), 3, 1, now))
+            .collect();
         assert!(decisions.iter().all(|d| d.allowed));
         assert_eq!(
             decisions.iter().map(|d| d.remaining).collect::<Vec<_>>(),
             [2, 1, 0]
         );
-        let refused = buckets.take(account(1), 3, now);
+        let refused = buckets.take(account(1), 3, 1, now);
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after_secs, 1);
         assert_eq!(refused.limit, 3);
@@ -232,14 +246,25 @@ mod tests {
     fn accounts_have_separate_buckets_that_refill() {
         let buckets = LocalBuckets::default();
         let now = Instant::now();
-        assert!(buckets.take(account(1), 1, now).allowed);
-        assert!(!buckets.take(account(1), 1, now).allowed);
-        assert!(buckets.take(account(2), 1, now).allowed);
+        assert!(buckets.take(account(1), 1, 1, now).allowed);
+        assert!(!buckets.take(account(1), 1, 1, now).allowed);
+        assert!(buckets.take(account(2), 1, 1, now).allowed);
         assert!(
             buckets
-                .take(account(1), 1, now + Duration::from_secs(1))
+                .take(account(1), 1, 1, now + Duration::from_secs(1))
                 .allowed
         );
+    }
+
+    #[test]
+    fn a_cost_takes_that_many_or_none() {
+        let buckets = LocalBuckets::default();
+        let now = Instant::now();
+        assert!(buckets.take(account(1), 10, 7, now).allowed);
+        let refused = buckets.take(account(1), 10, 4, now);
+        assert!(!refused.allowed);
+        assert_eq!(refused.remaining, 3, "a refused cost takes nothing");
+        assert!(buckets.take(account(1), 10, 3, now).allowed);
     }
 
     #[tokio::test]

@@ -229,7 +229,8 @@ pub struct UpdateContactRequest {
 }
 
 impl UpdateContactRequest {
-    fn validate(
+    /// The changes this request asks for, or every problem with it.
+    pub fn validate(
         self,
         settings: &AccountSettings,
         mut errors: FieldErrors,

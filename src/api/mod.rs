@@ -2,6 +2,7 @@
 //! every request passes: request log, body limit, API key, rate limit.
 
 pub mod account;
+pub mod batch;
 pub mod contacts;
 pub mod conversations;
 pub mod extract;
@@ -71,6 +72,7 @@ route_table! {
 
     get    "/contacts"                                  => contacts::list;
     post   "/contacts"                                  => contacts::create;
+    post   "/contacts/batch"                            => batch::upsert;
     get    "/contacts/phone/{number}"                   => contacts::by_phone;
     get    "/contacts/bsuid/{bsuid}"                    => contacts::by_bsuid;
     get    "/contacts/{uuid}"                           => contacts::get;

@@ -2,6 +2,7 @@
 //! fresh database and talks HTTP to it, once on SQLite and once on
 //! PostgreSQL (see `helpers::on_both_backends`).
 
+mod batch;
 mod binary;
 mod conformance;
 mod fixtures;
