@@ -110,7 +110,66 @@ async fn walk(b: &Browser, api: &Api) {
     settings_pages(b).await;
     reference(b).await;
     phone(b, &contact_path).await;
+    hostile(b, api).await;
     sign_out(b).await;
+}
+
+/// A contact whose every value is an attack, shown on its page, its
+/// conversation and the list: nothing runs, nothing becomes an element.
+async fn hostile(b: &Browser, api: &Api) {
+    const RUN: &str = "<script>document.title='pwned'</script>";
+    const IMG: &str = "\"><img src=x onerror=\"document.title='pwned'\">";
+    let tag = api.post("/tags", &json!({"name": IMG})).await;
+    assert_eq!(tag.status, 200, "{}", tag.text);
+    let created = api
+        .post(
+            "/contacts",
+            &json!({
+                "identifier": "+39 333 777 0666", "source": "whatsapp", "name": RUN,
+                "tags": [IMG], "note": IMG,
+                "custom_fields": {"Billing Address": "javascript:document.title='pwned'", "VAT": RUN},
+            }),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let contact = &created.body["contact"][0];
+    let uuid = contact["uuid"].as_str().expect("uuid").to_owned();
+    let chat = contact["conversationHref"]
+        .as_str()
+        .and_then(|href| href.rsplit('/').next())
+        .map(|id| format!("/chat/{id}"))
+        .expect("conversationHref");
+    let note = api
+        .post(
+            &format!("/contacts/{uuid}/conversation/note"),
+            &json!({"text": IMG}),
+        )
+        .await;
+    assert_eq!(note.status, 200, "{}", note.text);
+    for path in [
+        format!("/contacts/{uuid}"),
+        chat,
+        "/contacts?q=pwned".to_owned(),
+    ] {
+        b.goto(&path).await;
+        b.element("main").await;
+        let found = b
+            .script(
+                "return {title: document.title, \
+                 elements: document.querySelectorAll('main img, main script, body script').length, \
+                 links: [...document.querySelectorAll('a[href]')].filter(a => !a.getAttribute('href').startsWith('/')).length}",
+            )
+            .await;
+        assert_ne!(found["title"], "pwned", "{path}: a hostile value ran");
+        assert_eq!(
+            found["elements"], 0,
+            "{path}: a hostile value became an element"
+        );
+        assert_eq!(found["links"], 0, "{path}: a link off this site");
+    }
+    b.goto(&format!("/contacts/{uuid}")).await;
+    b.element("main").await;
+    b.shot("hostile-contact").await;
 }
 
 /// b. A signed-out browser is sent to the sign-in page, and back once the
