@@ -38,8 +38,10 @@ pub enum BatchMode {
 /// `POST /contacts/batch`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct BatchRequest {
-    /// 1 to 100 bodies of `POST /contacts`.
-    #[schema(required = true, min_items = 1, max_items = 100, value_type = Vec<CreateContactRequest>)]
+    /// 1 to 100 bodies of `POST /contacts` (`CreateContactRequest`). Each
+    /// is checked on its own, so the document does not hold the batch to
+    /// that schema: a bad item gets its own error in `results`.
+    #[schema(required = true, min_items = 1, max_items = 100, value_type = Vec<Object>)]
     pub contacts: Option<Vec<Value>>,
     /// `create` when omitted.
     pub mode: Option<BatchMode>,

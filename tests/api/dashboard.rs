@@ -486,6 +486,39 @@ async fn the_cli_sets_passwords(backend: Backend) {
     assert!(!output.status.success());
 }
 
+/// Sessions are rows: one process signs in, another serves the pages, a
+/// third signs out for both.
+async fn sessions_work_across_processes(backend: Backend) {
+    let app = TestApp::spawn_demo(backend).await;
+    let other = app.sibling(|s| s.demo = true).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in_with_key(&app.key).await;
+    let cookies = browser.cookies.clone();
+    let mut elsewhere = Browser::new(&other);
+    elsewhere.cookies = cookies;
+    let page = elsewhere.get("/contacts").await;
+    page.assert_status(200);
+    // A form made on one process is accepted by the other.
+    elsewhere
+        .submit(&page, "/settings/tags", &[("name", "from the sibling")])
+        .await
+        .assert_redirect("/settings/tags");
+    app.get("/tags/from%20the%20sibling")
+        .await
+        .assert_status(200);
+    let page = elsewhere.get("/contacts").await;
+    elsewhere
+        .submit(&page, "/signout", &[])
+        .await
+        .assert_redirect("/signin");
+    browser.cookies.remove("bellbook_signin");
+    browser
+        .get("/contacts")
+        .await
+        .assert_redirect("/signin?next=%2Fcontacts");
+    other.stop().await;
+}
+
 async fn https_deployments_get_secure_cookies(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.demo = true;
@@ -1643,6 +1676,7 @@ on_both_backends!(
     sessions_start_with_a_key_or_a_password_and_end,
     users_sign_in_with_passwords_and_failures_are_slowed,
     the_cli_sets_passwords,
+    sessions_work_across_processes,
     https_deployments_get_secure_cookies,
     forms_without_the_csrf_token_change_nothing,
     another_accounts_ids_are_not_found,
