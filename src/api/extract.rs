@@ -301,11 +301,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        QueryParams::checked(
-            form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
+        QueryParams::checked(QueryParams::from_urlencoded(query.as_bytes()).0)
     }
 }
 
@@ -368,12 +364,37 @@ impl FromQuery for PageQuery {
 }
 
 impl QueryParams {
+    /// The last value sent for `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value sent for `name` (a group of checkboxes sends one name
+    /// many times).
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Whether `name` was sent at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// The pairs of an `application/x-www-form-urlencoded` text, as sent.
+    pub fn from_urlencoded(bytes: &[u8]) -> QueryParams {
+        QueryParams(
+            form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
     }
 
     fn nul_parameter(&self) -> Option<&str> {

@@ -5,49 +5,22 @@ use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value};
 
 use super::PageError;
-use crate::api::extract::{BodyLimit, read_body};
+use crate::api::extract::{BodyLimit, QueryParams, read_body};
 
-/// A submitted form: every name with every value, in order (a group of
-/// checkboxes sends one name many times).
-#[derive(Debug, Default, Clone)]
-pub struct Form(Vec<(String, String)>);
+/// A submitted form: every name with every value, in order; read as a
+/// query string is (`get`, `all`, `has`).
+#[derive(Debug, Default)]
+pub struct Form(QueryParams);
 
-impl Form {
-    pub fn parse(bytes: &[u8]) -> Form {
-        Form(
-            form_urlencoded::parse(bytes)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
+impl std::ops::Deref for Form {
+    type Target = QueryParams;
 
-    /// The last value sent for `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value sent for `name`.
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    /// Whether `name` was sent at all.
-    pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
-    }
-
-    pub fn pairs(&self) -> &[(String, String)] {
+    fn deref(&self) -> &QueryParams {
         &self.0
     }
+}
 
+impl Form {
     /// `name`'s value into `body` as a JSON string, when it was sent and is
     /// not empty (an empty input means "not given").
     pub fn copy_text(&self, body: &mut Map<String, Value>, name: &str) {
@@ -65,7 +38,7 @@ impl<S: Send + Sync> FromRequest<S> for Form {
         let bytes = read_body(limit, request.into_body())
             .await
             .map_err(PageError::from)?;
-        Ok(Form::parse(&bytes))
+        Ok(Form(QueryParams::from_urlencoded(&bytes)))
     }
 }
 

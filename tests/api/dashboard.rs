@@ -153,6 +153,19 @@ impl Browser {
     }
 }
 
+/// The uuid of the object of `GET /{list}` whose `field` is `value`.
+async fn uuid_where(app: &TestApp, list: &str, field: &str, value: &str) -> String {
+    let listed = app.get(&format!("/{list}")).await;
+    listed.body[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {}", listed.text))
+        .iter()
+        .find(|o| o[field] == value)
+        .and_then(|o| o["uuid"].as_str())
+        .unwrap_or_else(|| panic!("no {list} with {field} {value}: {}", listed.text))
+        .to_owned()
+}
+
 /// A signed-in browser on the demo account, with a page to take CSRF
 /// tokens from.
 async fn signed_in(app: &TestApp) -> (Browser, Page) {
@@ -359,15 +372,7 @@ async fn users_sign_in_with_passwords_and_failures_are_slowed(backend: Backend) 
     let (mut owner, page) = signed_in(&app).await;
     let users = owner.get("/settings/users").await;
     users.assert_status(200);
-    let jane = app.get("/users").await.body["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .find(|u| u["email"] == "jane.doe@email.com")
-        .expect("Jane")["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned();
+    let jane = uuid_where(&app, "users", "email", "jane.doe@email.com").await;
     let path = format!("/settings/users/{jane}/password");
     let refused = owner.submit(&page, &path, &[("password", "short")]).await;
     refused.assert_status(422);
@@ -1443,16 +1448,7 @@ async fn settings_pages_change_what_the_api_shows(backend: Backend) {
         )
         .await
         .assert_redirect("/settings/users");
-    let users = app.get("/users").await;
-    let agent = users.body["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .find(|u| u["email"] == "new.agent@example.com")
-        .expect("the new user")["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned();
+    let agent = uuid_where(&app, "users", "email", "new.agent@example.com").await;
     browser
         .submit(
             &page,
@@ -1508,16 +1504,7 @@ async fn settings_pages_change_what_the_api_shows(backend: Backend) {
         )
         .await
         .assert_redirect("/settings/bots");
-    let bots = app.get("/bots").await;
-    let helper = bots.body["bots"]
-        .as_array()
-        .expect("bots")
-        .iter()
-        .find(|b| b["name"] == "Helper")
-        .expect("the bot")["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned();
+    let helper = uuid_where(&app, "bots", "name", "Helper").await;
     browser
         .submit(
             &page,
