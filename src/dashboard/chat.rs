@@ -6,9 +6,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::contacts::Problems;
 use super::session::{Signed, SignedForm};
-use super::{Chrome, PageError, PageResult, render, see_other};
+use super::{Chrome, PageError, PageResult, Problems, render, see_other};
 use crate::api::AppState;
 use crate::api::conversations::MESSAGES_PAGE_SIZE;
 use crate::api::extract::{JsonObject, PathParam};

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::form::{Form, comma_list};
 use super::session::{Signed, SignedForm};
-use super::{Chrome, PageError, PageResult, render, see_other};
+use super::{Chrome, PageError, PageResult, Problems, render, see_other};
 use crate::api::AppState;
 use crate::api::contacts::{ContactListQuery, list_contacts};
 use crate::api::extract::{FromQuery, JsonObject, PathParam, QueryParams};
@@ -19,48 +19,6 @@ use crate::domain::custom_field::decode_checked;
 use crate::domain::settings::{AccountSettings, Funnel};
 use crate::domain::{CustomFieldType, FieldError, PublicId, Source};
 use crate::error::ApiError;
-
-/// The problems of a form the API refused: each beside its field, and
-/// what belongs to no field of the form on top.
-#[derive(Debug, Default, Clone)]
-pub struct Problems {
-    pub summary: Option<String>,
-    pub fields: Vec<FieldError>,
-    /// The API's status for the refusal (422, 409, ...).
-    pub status: Option<StatusCode>,
-}
-
-impl Problems {
-    pub fn of(error: &ApiError) -> Problems {
-        Problems {
-            summary: Some(error.message().to_owned()),
-            fields: error.details().to_vec(),
-            status: Some(error.status()),
-        }
-    }
-
-    /// The status of the page that shows these problems.
-    pub fn page_status(&self) -> StatusCode {
-        self.status.unwrap_or(StatusCode::OK)
-    }
-
-    /// The API's message about `field`, if it has one.
-    pub fn about(&self, field: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
-    }
-
-    /// The contact another problem points at (`contact_exists`).
-    pub fn existing(&self) -> Option<&str> {
-        self.fields.iter().find_map(|e| e.uuid.as_deref())
-    }
-
-    pub fn any(&self) -> bool {
-        self.summary.is_some()
-    }
-}
 
 /// Choices the forms offer, from the account's settings.
 struct Choices {
@@ -259,7 +217,7 @@ pub async fn create(State(app): State<AppState>, sent: SignedForm) -> PageResult
 }
 
 /// One custom field's input on the contact form.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct FieldInput {
     /// The form name of its input: `field:` and the field's name.
     input: String,
@@ -294,7 +252,7 @@ impl FieldInput {
 }
 
 /// The contact form's values: as stored, or as sent when refused.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ContactForm {
     name: String,
     tags: Vec<String>,
@@ -533,7 +491,7 @@ pub async fn save(
     let record = app.store.contact(account, id).await?;
     let settings = app.store.settings(account).await?;
     let stored = ContactForm::stored(&record, &settings);
-    let wanted = ContactForm::stored(&record, &settings).sent(&form);
+    let wanted = stored.clone().sent(&form);
     let mut body = wanted.patch(&stored);
     if let Some(command) = form.get("bot_status").filter(|c| !c.is_empty()) {
         body.insert("bot_status".into(), Value::String(command.to_owned()));

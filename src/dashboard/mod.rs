@@ -20,6 +20,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use crate::domain::FieldError;
 use crate::error::ApiError;
 use crate::store::StoreError;
 pub use session::{SignInThrottle, Signed};
@@ -84,6 +85,48 @@ impl Chrome {
             csrf: signed.csrf.clone(),
             section,
         }
+    }
+}
+
+/// The problems of a form the API refused: each beside its field, and
+/// what belongs to no field of the form on top.
+#[derive(Debug, Default, Clone)]
+pub struct Problems {
+    pub summary: Option<String>,
+    pub fields: Vec<FieldError>,
+    /// The API's status for the refusal (422, 409, ...).
+    pub status: Option<StatusCode>,
+}
+
+impl Problems {
+    pub fn of(error: &ApiError) -> Problems {
+        Problems {
+            summary: Some(error.message().to_owned()),
+            fields: error.details().to_vec(),
+            status: Some(error.status()),
+        }
+    }
+
+    /// The status of the page that shows these problems.
+    pub fn page_status(&self) -> StatusCode {
+        self.status.unwrap_or(StatusCode::OK)
+    }
+
+    /// The API's message about `field`, if it has one.
+    pub fn about(&self, field: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
+
+    /// The contact another problem points at (`contact_exists`).
+    pub fn existing(&self) -> Option<&str> {
+        self.fields.iter().find_map(|e| e.uuid.as_deref())
+    }
+
+    pub fn any(&self) -> bool {
+        self.summary.is_some()
     }
 }
 

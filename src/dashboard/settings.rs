@@ -10,10 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::contacts::Problems;
 use super::form::{Form, comma_list};
 use super::session::{Signed, SignedForm};
-use super::{Chrome, PageError, PageResult, render, see_other};
+use super::{Chrome, PageError, PageResult, Problems, render, see_other};
 use crate::api::AppState;
 use crate::api::extract::{JsonObject, PathParam};
 use crate::api::settings as api;
@@ -75,6 +74,38 @@ impl Section {
             Section::Funnels => "Funnels",
             Section::Keys => "API keys",
             Section::Webhook => "Webhook",
+        }
+    }
+
+    /// The inputs of the section's create form, as the body of the API's
+    /// create request.
+    fn create_inputs(self) -> &'static [Input] {
+        use Input::*;
+        match self {
+            Section::Tags | Section::Keys => &[Text("name")],
+            Section::CustomFields => &[Text("name"), Text("type"), List("options")],
+            Section::Users => &[Text("email"), Text("name")],
+            Section::Teams => &[Text("name"), Many("members"), Tick("default")],
+            Section::Channels => &[Text("title"), Text("type"), Tick("main")],
+            Section::Bots => &[Text("name"), Tick("enabled")],
+            Section::Funnels => &[Text("name"), Nullable("emoji")],
+            Section::Webhook => &[Text("url"), Many("subscriptions")],
+        }
+    }
+
+    /// The inputs of an object's edit form, as the body of the API's
+    /// update request (keys and the webhook have none).
+    fn update_inputs(self) -> &'static [Input] {
+        use Input::*;
+        match self {
+            Section::Tags => &[Text("name")],
+            Section::CustomFields => &[Text("name"), List("options")],
+            Section::Users => &[Text("email"), Text("name")],
+            Section::Teams => &[Text("name"), Many("members"), Tick("default")],
+            Section::Channels => &[Text("title"), Tick("main"), Bool("discarded")],
+            Section::Bots => &[Text("name"), Bool("enabled")],
+            Section::Funnels => &[Text("name"), Nullable("emoji")],
+            Section::Keys | Section::Webhook => &[],
         }
     }
 
@@ -311,60 +342,24 @@ pub async fn create(
     let section = Section::parse(&section)?;
     let SignedForm { signed, form } = sent;
     let caller = signed.caller();
-    let state = || State(app.clone());
-    let body = |inputs: &[Input]| JsonObject(body_of(&form, inputs));
-    use Input::*;
+    let state = State(app.clone());
+    let body = JsonObject(body_of(&form, section.create_inputs()));
     let done = match section {
-        Section::Tags => outcome(api::tags::create(state(), caller, body(&[Text("name")])).await)?,
-        Section::CustomFields => outcome(
-            api::custom_fields::create(
-                state(),
-                caller,
-                body(&[Text("name"), Text("type"), List("options")]),
-            )
-            .await,
-        )?,
-        Section::Users => outcome(
-            api::users::create(state(), caller, body(&[Text("email"), Text("name")])).await,
-        )?,
-        Section::Teams => outcome(
-            api::teams::create(
-                state(),
-                caller,
-                body(&[Text("name"), Many("members"), Tick("default")]),
-            )
-            .await,
-        )?,
-        Section::Channels => outcome(
-            api::channels::create(
-                state(),
-                caller,
-                body(&[Text("title"), Text("type"), Tick("main")]),
-            )
-            .await,
-        )?,
-        Section::Bots => outcome(
-            api::bots::create(state(), caller, body(&[Text("name"), Tick("enabled")])).await,
-        )?,
-        Section::Funnels => outcome(
-            api::funnels::create(state(), caller, body(&[Text("name"), Nullable("emoji")])).await,
-        )?,
+        Section::Tags => outcome(api::tags::create(state, caller, body).await)?,
+        Section::CustomFields => outcome(api::custom_fields::create(state, caller, body).await)?,
+        Section::Users => outcome(api::users::create(state, caller, body).await)?,
+        Section::Teams => outcome(api::teams::create(state, caller, body).await)?,
+        Section::Channels => outcome(api::channels::create(state, caller, body).await)?,
+        Section::Bots => outcome(api::bots::create(state, caller, body).await)?,
+        Section::Funnels => outcome(api::funnels::create(state, caller, body).await)?,
         Section::Keys => create_key(&app, &caller, form.get("name").unwrap_or_default()).await?,
-        Section::Webhook => {
-            let answer = crate::api::webhooks::subscribe(
-                state(),
-                caller,
-                body(&[Text("url"), Many("subscriptions")]),
-            )
-            .await;
-            match answer {
-                Ok(webhook) => Outcome::Reveal(Revealed {
-                    what: "The webhook's signing secret".to_owned(),
-                    secret: webhook.0.webhook.secret,
-                }),
-                Err(error) => outcome(Err::<(), _>(error))?,
-            }
-        }
+        Section::Webhook => match crate::api::webhooks::subscribe(state, caller, body).await {
+            Ok(webhook) => Outcome::Reveal(Revealed {
+                what: "The webhook's signing secret".to_owned(),
+                secret: webhook.0.webhook.secret,
+            }),
+            Err(error) => outcome(Err::<(), _>(error))?,
+        },
     };
     finish(&app, &signed, section, "new", done).await
 }
@@ -401,68 +396,19 @@ pub async fn update(
     let section = Section::parse(&section)?;
     let SignedForm { signed, form } = sent;
     let caller = signed.caller();
-    let state = || State(app.clone());
-    let body = |inputs: &[Input]| JsonObject(body_of(&form, inputs));
-    let path = || PathParam(id.clone());
-    use Input::*;
+    let state = State(app.clone());
+    let body = JsonObject(body_of(&form, section.update_inputs()));
+    let path = PathParam(id.clone());
     let done = match section {
-        Section::Tags => {
-            outcome(api::tags::update(state(), caller, path(), body(&[Text("name")])).await)?
+        Section::Tags => outcome(api::tags::update(state, caller, path, body).await)?,
+        Section::CustomFields => {
+            outcome(api::custom_fields::update(state, caller, path, body).await)?
         }
-        Section::CustomFields => outcome(
-            api::custom_fields::update(
-                state(),
-                caller,
-                path(),
-                body(&[Text("name"), List("options")]),
-            )
-            .await,
-        )?,
-        Section::Users => outcome(
-            api::users::update(
-                state(),
-                caller,
-                path(),
-                body(&[Text("email"), Text("name")]),
-            )
-            .await,
-        )?,
-        Section::Teams => outcome(
-            api::teams::update(
-                state(),
-                caller,
-                path(),
-                body(&[Text("name"), Many("members"), Tick("default")]),
-            )
-            .await,
-        )?,
-        Section::Channels => outcome(
-            api::channels::update(
-                state(),
-                caller,
-                path(),
-                body(&[Text("title"), Tick("main"), Bool("discarded")]),
-            )
-            .await,
-        )?,
-        Section::Bots => outcome(
-            api::bots::update(
-                state(),
-                caller,
-                path(),
-                body(&[Text("name"), Bool("enabled")]),
-            )
-            .await,
-        )?,
-        Section::Funnels => outcome(
-            api::funnels::update(
-                state(),
-                caller,
-                path(),
-                body(&[Text("name"), Nullable("emoji")]),
-            )
-            .await,
-        )?,
+        Section::Users => outcome(api::users::update(state, caller, path, body).await)?,
+        Section::Teams => outcome(api::teams::update(state, caller, path, body).await)?,
+        Section::Channels => outcome(api::channels::update(state, caller, path, body).await)?,
+        Section::Bots => outcome(api::bots::update(state, caller, path, body).await)?,
+        Section::Funnels => outcome(api::funnels::update(state, caller, path, body).await)?,
         Section::Keys | Section::Webhook => return Err(PageError::NotFound),
     };
     finish(&app, &signed, section, &id, done).await
@@ -477,18 +423,16 @@ pub async fn delete(
     let section = Section::parse(&section)?;
     let signed = sent.signed;
     let caller = signed.caller();
-    let state = || State(app.clone());
-    let path = || PathParam(id.clone());
+    let state = State(app.clone());
+    let path = PathParam(id.clone());
     let done = match section {
-        Section::Tags => outcome(api::tags::delete(state(), caller, path()).await)?,
-        Section::CustomFields => {
-            outcome(api::custom_fields::delete(state(), caller, path()).await)?
-        }
-        Section::Users => outcome(api::users::delete(state(), caller, path()).await)?,
-        Section::Teams => outcome(api::teams::delete(state(), caller, path()).await)?,
-        Section::Channels => outcome(api::channels::delete(state(), caller, path()).await)?,
-        Section::Bots => outcome(api::bots::delete(state(), caller, path()).await)?,
-        Section::Funnels => outcome(api::funnels::delete(state(), caller, path()).await)?,
+        Section::Tags => outcome(api::tags::delete(state, caller, path).await)?,
+        Section::CustomFields => outcome(api::custom_fields::delete(state, caller, path).await)?,
+        Section::Users => outcome(api::users::delete(state, caller, path).await)?,
+        Section::Teams => outcome(api::teams::delete(state, caller, path).await)?,
+        Section::Channels => outcome(api::channels::delete(state, caller, path).await)?,
+        Section::Bots => outcome(api::bots::delete(state, caller, path).await)?,
+        Section::Funnels => outcome(api::funnels::delete(state, caller, path).await)?,
         Section::Keys => {
             // By uuid only: a prefix typed into the address does nothing.
             let uuid: PublicId = id.parse().map_err(|_| PageError::NotFound)?;
@@ -497,7 +441,7 @@ pub async fn delete(
                 .await?;
             Outcome::Done
         }
-        Section::Webhook => outcome(crate::api::webhooks::unsubscribe(state(), caller).await)?,
+        Section::Webhook => outcome(crate::api::webhooks::unsubscribe(state, caller).await)?,
     };
     finish(&app, &signed, section, &id, done).await
 }

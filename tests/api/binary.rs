@@ -8,22 +8,9 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bellbook");
 
-/// Settings from the environment that would change what a child does.
-pub const ENVIRONMENT: &[&str] = &[
-    "BELLBOOK_LISTEN",
-    "BELLBOOK_DATABASE_URL",
-    "BELLBOOK_PUBLIC_URL",
-    "BELLBOOK_RATE_LIMIT_RPS",
-    "BELLBOOK_MAX_BODY_BYTES",
-    "BELLBOOK_REDIS_URL",
-    "BELLBOOK_ALLOW_PRIVATE_WEBHOOKS",
-    "BELLBOOK_WEBHOOK_RETRY_HOURS",
-    "BELLBOOK_WEBHOOK_TIMEOUT_SECS",
-    "BELLBOOK_EVENT_RETENTION_DAYS",
-    "BELLBOOK_NO_WEBHOOK_WORKER",
-    "BELLBOOK_LOG_FORMAT",
-    "RUST_LOG",
-];
+#[path = "../common/environment.rs"]
+mod environment;
+pub use environment::ENVIRONMENT;
 
 /// A `bellbook serve` child, listening on a port of its own.
 pub struct Server {

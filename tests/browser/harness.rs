@@ -25,17 +25,9 @@ pub const STEP: Duration = Duration::from_secs(10);
 /// How long the processes get to come up.
 const START: Duration = Duration::from_secs(20);
 
-/// Settings from the environment that would change what the server does.
-const ENVIRONMENT: &[&str] = &[
-    "BELLBOOK_LISTEN",
-    "BELLBOOK_DATABASE_URL",
-    "BELLBOOK_PUBLIC_URL",
-    "BELLBOOK_RATE_LIMIT_RPS",
-    "BELLBOOK_MAX_BODY_BYTES",
-    "BELLBOOK_REDIS_URL",
-    "BELLBOOK_LOG_FORMAT",
-    "RUST_LOG",
-];
+#[path = "../common/environment.rs"]
+mod environment;
+use environment::ENVIRONMENT;
 
 /// A port nobody listens on at the moment (a child may still lose it to
 /// another process: callers retry).
