@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod logging;
 pub mod metrics;

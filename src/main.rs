@@ -7,6 +7,8 @@ use bellbook::auth::issue_key;
 use bellbook::config::{DatabaseArgs, ServeArgs};
 use bellbook::domain::email::is_valid_email;
 use bellbook::domain::{PublicId, Timestamp};
+use bellbook::export::ExportFormat;
+use bellbook::import::{ImportFormat, ImportOptions};
 use bellbook::store::{AdminStore, DashboardStore, NewAccount, SettingsStore, SqlStore};
 use bellbook::{App, Settings, shutdown_signal};
 use clap::{Parser, Subcommand};
@@ -68,14 +70,27 @@ enum Command {
         #[arg(long)]
         to: String,
     },
-    /// Import contacts from NDJSON: each line the JSON body of a
-    /// POST /contacts. Lines that fail validation are reported and skipped;
-    /// contacts that exist already are skipped, so running it again after
-    /// an interruption imports only what is missing. Exits with 3 when some
-    /// lines were rejected.
+    /// Import contacts from NDJSON (each line the JSON body of a
+    /// POST /contacts) or CSV (a header row naming the columns;
+    /// docs/import-export.md). Lines that fail validation are reported and
+    /// skipped; contacts that exist already are skipped (or updated with
+    /// --upsert), so running it again after an interruption imports only
+    /// what is missing. Exits with 3 when some lines were rejected.
     Import {
         /// The file to read, or - for standard input.
         file: String,
+        /// The file's format; by default from its extension (.csv is CSV,
+        /// anything else NDJSON).
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+        /// Create the tags, and the custom fields (type text), that the
+        /// file names and the account lacks, listing them.
+        #[arg(long)]
+        create_missing: bool,
+        /// Update a contact that exists already (same channel and
+        /// identifier) with the line's fields instead of skipping it.
+        #[arg(long)]
+        upsert: bool,
         /// Account uuid or name; may be left out when there is one account.
         #[arg(long)]
         account: Option<String>,
@@ -96,6 +111,37 @@ enum Command {
             default_value = "http://127.0.0.1:8080"
         )]
         public_url: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Export contacts, oldest first, as CSV or NDJSON that `bellbook
+    /// import` reads back (docs/import-export.md). The filters are those of
+    /// GET /contacts.
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Ndjson)]
+        format: ExportFormat,
+        /// Write to this file (created when the export is complete); else
+        /// to standard output.
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
+        /// Account uuid or name; may be left out when there is one account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Comma-separated tag names: contacts with all of them (any of
+        /// them with --tags-mode any).
+        #[arg(long)]
+        tags: Option<String>,
+        #[arg(long, value_parser = ["all", "any"])]
+        tags_mode: Option<String>,
+        /// whatsapp, instagram, messenger, telegram, ...
+        #[arg(long)]
+        source: Option<String>,
+        /// Team uuid or name.
+        #[arg(long)]
+        team: Option<String>,
+        /// Part of the name, or digits of the phone number.
+        #[arg(long)]
+        q: Option<String>,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -251,6 +297,9 @@ async fn run() -> ExitCode {
         Command::Copy { from, to } => done(copy(&from, &to).await),
         Command::Import {
             file,
+            format,
+            create_missing,
+            upsert,
             account,
             errors,
             emit_events,
@@ -258,14 +307,59 @@ async fn run() -> ExitCode {
             database,
         } => {
             let events = emit_events.then_some(public_url.as_str());
+            let format = format.unwrap_or(
+                if std::path::Path::new(&file)
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+                {
+                    ImportFormat::Csv
+                } else {
+                    ImportFormat::Ndjson
+                },
+            );
+            let options = ImportOptions {
+                format,
+                create_missing,
+                upsert,
+            };
             import(
                 &file,
+                options,
                 account.as_deref(),
                 errors.as_deref(),
                 events,
                 &database,
             )
             .await
+        }
+        Command::Export {
+            format,
+            output,
+            account,
+            tags,
+            tags_mode,
+            source,
+            team,
+            q,
+            database,
+        } => {
+            let filters = [
+                ("tags", tags),
+                ("tags_mode", tags_mode),
+                ("source", source),
+                ("team", team),
+                ("q", q),
+            ];
+            done(
+                export(
+                    format,
+                    output.as_deref(),
+                    account.as_deref(),
+                    filters,
+                    &database,
+                )
+                .await,
+            )
         }
         Command::Webhooks(WebhooksCommand::Status { database }) => {
             done(webhook_status(&database).await)
@@ -521,6 +615,30 @@ fn no_account(
     }
 }
 
+/// The account named by `--account`, or the only one when it is left out.
+async fn account_to_use(
+    store: &SqlStore,
+    wanted: Option<&str>,
+) -> Result<bellbook::store::AccountRecord, Box<dyn std::error::Error + Send + Sync>> {
+    match wanted {
+        Some(wanted) => store
+            .find_account(wanted)
+            .await
+            .map_err(|e| no_account(wanted, e)),
+        None => {
+            let mut accounts = store.list_accounts().await?;
+            if accounts.len() != 1 {
+                return Err(format!(
+                    "the database has {} accounts; say which with --account",
+                    accounts.len()
+                )
+                .into());
+            }
+            Ok(accounts.remove(0))
+        }
+    }
+}
+
 async fn copy(from: &str, to: &str) -> CliResult {
     use bellbook::copy::CopyProgress;
     let summary = bellbook::copy::copy_database(from, to, |progress| match progress {
@@ -556,6 +674,7 @@ const REJECTIONS_SHOWN: u64 = 100;
 /// `None` to record none.
 async fn import(
     file: &str,
+    options: ImportOptions,
     account: Option<&str>,
     errors: Option<&std::path::Path>,
     events: Option<&str>,
@@ -563,7 +682,9 @@ async fn import(
 ) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     use std::io::{BufReader, BufWriter, Write};
 
-    use bellbook::import::{ImportReport, import_ndjson, rejection_json};
+    use bellbook::import::{
+        CreatedSetting, ImportReport, import as import_contacts, rejection_json,
+    };
     use indicatif::{ProgressBar, ProgressStyle};
 
     let store = open(database).await?;
@@ -572,23 +693,7 @@ async fn import(
             bellbook::api::views::Links::new(public_url),
         )));
     }
-    let account = match account {
-        Some(wanted) => store
-            .find_account(wanted)
-            .await
-            .map_err(|e| no_account(wanted, e))?,
-        None => {
-            let mut accounts = store.list_accounts().await?;
-            if accounts.len() != 1 {
-                return Err(format!(
-                    "the database has {} accounts; say which with --account",
-                    accounts.len()
-                )
-                .into());
-            }
-            accounts.remove(0)
-        }
-    };
+    let account = account_to_use(&store, account).await?;
     let (input, size): (Box<dyn std::io::BufRead + Send>, Option<u64>) = if file == "-" {
         (Box::new(BufReader::new(std::io::stdin())), None)
     } else {
@@ -614,18 +719,20 @@ async fn import(
     });
     let summary = |r: &ImportReport| {
         format!(
-            "imported {}, duplicates {}, rejected {} ({} lines)",
-            r.imported, r.duplicates, r.rejected, r.lines
+            "imported {}, updated {}, duplicates {}, rejected {} ({} lines)",
+            r.imported, r.updated, r.duplicates, r.rejected, r.lines
         )
     };
     let (shown, mut write_error) = (std::cell::Cell::new(0u64), None);
     let rejections_bar = bar.clone();
     let progress_bar = bar.clone();
     let mut last_line = 0;
-    let report = import_ndjson(
+    let created_bar = bar.clone();
+    let report = import_contacts(
         &store,
         account.id,
         input,
+        options,
         |rejection| {
             if shown.get() < REJECTIONS_SHOWN {
                 let line = format!("line {}: {}", rejection.line, rejection.error.message());
@@ -639,6 +746,18 @@ async fn import(
                 && let Err(error) = writeln!(file, "{}", rejection_json(rejection))
             {
                 write_error.get_or_insert(error);
+            }
+        },
+        |created| {
+            let line = match created {
+                CreatedSetting::Tag(name) => format!("created tag '{name}'"),
+                CreatedSetting::CustomField(name) => {
+                    format!("created custom field '{name}' (text)")
+                }
+            };
+            match &created_bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
             }
         },
         |report| match &progress_bar {
@@ -667,10 +786,17 @@ async fn import(
     if let Some(error) = write_error {
         return Err(format!("writing the errors file: {error}").into());
     }
-    eprintln!(
-        "Imported {} contact(s) into '{}'; skipped {} duplicate(s); rejected {} line(s).",
-        report.imported, account.name, report.duplicates, report.rejected
-    );
+    if options.upsert {
+        eprintln!(
+            "Imported {} contact(s) into '{}'; updated {} existing one(s); rejected {} line(s).",
+            report.imported, account.name, report.updated, report.rejected
+        );
+    } else {
+        eprintln!(
+            "Imported {} contact(s) into '{}'; skipped {} duplicate(s); rejected {} line(s).",
+            report.imported, account.name, report.duplicates, report.rejected
+        );
+    }
     if report.rejected > REJECTIONS_SHOWN && errors.is_none() {
         eprintln!(
             "The first {REJECTIONS_SHOWN} rejections are shown; --errors FILE keeps them all."
@@ -681,6 +807,103 @@ async fn import(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `bellbook export`: the walk of [`bellbook::export`], written as it is
+/// read, with a progress bar (or a line per 100 000 contacts) on stderr.
+async fn export(
+    format: ExportFormat,
+    output: Option<&std::path::Path>,
+    account: Option<&str>,
+    filters: [(&str, Option<String>); 5],
+    database: &DatabaseArgs,
+) -> CliResult {
+    use std::io::Write;
+
+    use bellbook::api::export::ExportQuery;
+    use bellbook::api::extract::{FromQuery, QueryParams};
+    use bellbook::export::{ExportEncoder, ExportWalk};
+    use bellbook::store::{ContactStore, PageStart};
+    use indicatif::{ProgressBar, ProgressStyle};
+
+    let store = open(database).await?;
+    let account = account_to_use(&store, account).await?;
+    let settings = store.settings(account.id).await?;
+    // The filters are checked as GET /contacts checks its query; a team
+    // may be named as well as given by uuid.
+    let pairs = filters
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .map(|(name, value)| match name {
+            "team" => {
+                let uuid = settings
+                    .teams
+                    .iter()
+                    .find(|t| t.name.eq_ignore_ascii_case(value.trim()))
+                    .map_or(value, |t| t.uuid.to_string());
+                ("team_uuid".to_owned(), uuid)
+            }
+            other => (other.to_owned(), value),
+        })
+        .collect();
+    let query = QueryParams::checked(pairs)
+        .and_then(|q| ExportQuery::from_query(&q))
+        .map_err(|e| e.message().replace("query parameter", "option"))?;
+    let filter = query.filter();
+    let total = store
+        .list_contacts(account.id, &filter, PageStart::Number(1), 1)
+        .await?
+        .total;
+    // Written beside the output and renamed when complete, so that an
+    // interrupted export is never taken for a whole one.
+    let partial = output.map(|path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".partial");
+        std::path::PathBuf::from(name)
+    });
+    let mut out: Box<dyn Write> = match &partial {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        ProgressBar::new(u64::try_from(total).unwrap_or(0)).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} contacts {elapsed_precise} (eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    });
+    let encoder = ExportEncoder::new(format, &settings);
+    out.write_all(&encoder.start()?)?;
+    let mut walk = ExportWalk::new(account.id, filter);
+    let mut written = 0u64;
+    while let Some(contacts) = walk.next(&store).await? {
+        out.write_all(&encoder.encode(&contacts)?)?;
+        let before = written;
+        written += contacts.len() as u64;
+        match &bar {
+            Some(bar) => bar.set_position(written),
+            None if written / 100_000 > before / 100_000 => {
+                eprintln!("exported {written} of {total} contacts");
+            }
+            None => {}
+        }
+    }
+    out.flush()?;
+    drop(out);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    store.close().await;
+    if let (Some(partial), Some(output)) = (&partial, output) {
+        std::fs::rename(partial, output)
+            .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    }
+    eprintln!("Exported {written} contact(s) from '{}'.", account.name);
+    Ok(())
 }
 
 async fn restore(from: &str, database: &DatabaseArgs) -> CliResult {

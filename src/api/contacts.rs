@@ -183,6 +183,7 @@ impl CreateContactRequest {
         let now = Timestamp::now();
         v.finish(NewContact {
             uuid: PublicId::time_ordered(),
+            uuid_given: false,
             conversation_uuid: PublicId::time_ordered(),
             created_at: now,
             name,
@@ -445,7 +446,7 @@ impl FromQuery for ContactListQuery {
 }
 
 impl ContactListQuery {
-    fn filter(&self) -> ContactFilter {
+    pub fn filter(&self) -> ContactFilter {
         ContactFilter {
             source: self.source,
             tags: self

@@ -5,6 +5,7 @@ pub mod account;
 pub mod batch;
 pub mod contacts;
 pub mod conversations;
+pub mod export;
 pub mod extract;
 pub mod idempotency;
 pub mod json;
@@ -73,6 +74,7 @@ route_table! {
     get    "/contacts"                                  => contacts::list;
     post   "/contacts"                                  => contacts::create;
     post   "/contacts/batch"                            => batch::upsert;
+    get    "/contacts/export"                           => export::export;
     get    "/contacts/phone/{number}"                   => contacts::by_phone;
     get    "/contacts/bsuid/{bsuid}"                    => contacts::by_bsuid;
     get    "/contacts/{uuid}"                           => contacts::get;

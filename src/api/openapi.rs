@@ -14,7 +14,7 @@ use utoipa::openapi::{ArrayBuilder, ContentBuilder, KnownFormat, RefOr, Response
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::contacts::{IdentifierText, TagNames};
-use super::{account, batch, contacts, conversations, settings, webhooks};
+use super::{account, batch, contacts, conversations, export, settings, webhooks};
 use crate::domain::contact::BotCommand;
 use crate::domain::{CustomFieldType, FunnelId, PublicId, Source, Timestamp};
 use crate::error::ErrorBody;
@@ -34,6 +34,7 @@ use crate::error::ErrorBody;
         contacts::list,
         contacts::create,
         batch::upsert,
+        export::export,
         contacts::by_phone,
         contacts::by_bsuid,
         contacts::get,

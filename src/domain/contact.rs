@@ -155,6 +155,9 @@ pub struct BotAssignment {
 #[derive(Debug, Clone)]
 pub struct NewContact {
     pub uuid: PublicId,
+    /// The uuid was given (an import of an export), not made here: it is
+    /// kept only where no contact has it yet.
+    pub uuid_given: bool,
     pub conversation_uuid: PublicId,
     pub created_at: Timestamp,
     pub name: String,

@@ -247,6 +247,18 @@ pub struct ContactPage {
     pub next: Option<ContactPosition>,
 }
 
+/// A stretch of an export walk (`ContactStore::export_contacts`).
+#[derive(Debug, Clone)]
+pub struct ExportPage {
+    /// In the order they were created.
+    pub contacts: Vec<ContactRecord>,
+    /// Where the walk goes on (the `after` of the next stretch), or `None`
+    /// when it is over.
+    pub last: Option<i64>,
+    /// The last contact the walk can see: pass it back with `last`.
+    pub watermark: i64,
+}
+
 /// A page of a contact's messages.
 #[derive(Debug, Clone)]
 pub struct MessagePage {
@@ -434,6 +446,17 @@ pub trait ContactStore: Send + Sync {
         start: PageStart,
         page_size: u32,
     ) -> StoreResult<ContactPage>;
+    /// Up to `limit` contacts matching `filter`, oldest first, after the
+    /// sequence number `after` (0 to begin) and up to `watermark` (`None`
+    /// to begin: the walk sees the contacts that exist now).
+    async fn export_contacts(
+        &self,
+        account: AccountId,
+        filter: &ContactFilter,
+        after: i64,
+        watermark: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<ExportPage>;
     /// Creates many contacts in one transaction, skipping (and naming the
     /// holder of) each whose identifier its channel already has.
     async fn import_contacts(

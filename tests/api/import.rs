@@ -26,12 +26,7 @@ struct Run {
 impl Run {
     /// The `line N: reason` reports on stderr, by line number.
     fn reported(&self) -> BTreeMap<u64, String> {
-        self.stderr
-            .lines()
-            .filter_map(|l| l.strip_prefix("line "))
-            .filter_map(|l| l.split_once(": "))
-            .map(|(n, reason)| (n.parse().expect("a line number"), reason.to_owned()))
-            .collect()
+        reported_lines(&self.stderr)
     }
 
     #[track_caller]
@@ -46,6 +41,16 @@ impl Run {
             self.stderr
         );
     }
+}
+
+/// The `line N: reason` reports of an import's stderr, by line number.
+pub fn reported_lines(stderr: &str) -> BTreeMap<u64, String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("line "))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, reason)| (n.parse().expect("a line number"), reason.to_owned()))
+        .collect()
 }
 
 /// Runs `bellbook import ARGS --database-url URL`, feeding `stdin` to it

@@ -27,4 +27,5 @@ mod openapi;
 mod process;
 mod settings;
 mod storage;
+mod transfer;
 mod webhooks;

@@ -28,8 +28,8 @@ use crate::domain::{
     Conflict, CustomFieldValue, EventName, FieldError, PublicId, Source, Timestamp, fold_case,
 };
 use crate::store::{
-    AccountId, ContactFilter, ContactPage, ContactStore, MessageKind, MessagePage, MessageRecord,
-    PageStart, StoreError, StoreResult,
+    AccountId, ContactFilter, ContactPage, ContactStore, ExportPage, MessageKind, MessagePage,
+    MessageRecord, PageStart, StoreError, StoreResult,
 };
 
 row_struct! {
@@ -451,6 +451,17 @@ pub(super) fn insert_many(
     let mut outcomes = Vec::with_capacity(contacts.len());
     for contact in contacts {
         let mut row = new_row(contact, next)?;
+        // An import keeps the uuid a line gives (an export's) where no
+        // contact has it yet; a fresh one otherwise.
+        if contact.uuid_given {
+            let taken: Option<i64> = db.optional(
+                "SELECT id FROM contacts WHERE uuid = $1",
+                &params![row.uuid.to_string().as_str()],
+            )?;
+            if taken.is_some() {
+                row.uuid = PublicId::time_ordered();
+            }
+        }
         if insert_row(db, account, &mut row, &contact.identifier.key, &mut counts)? {
             next += 1;
             outcomes.push(Imported::Created);
@@ -1136,6 +1147,21 @@ impl ContactStore for SqlStore {
         let memory = self.listing_memory.clone();
         self.read(move |db, cache| {
             super::listing::list(db, cache, &memory, account, &filter, start, page_size)
+        })
+        .await
+    }
+
+    async fn export_contacts(
+        &self,
+        account: AccountId,
+        filter: &ContactFilter,
+        after: i64,
+        watermark: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<ExportPage> {
+        let filter = filter.clone();
+        self.read(move |db, cache| {
+            super::listing::export_page(db, cache, account, &filter, after, watermark, limit)
         })
         .await
     }

@@ -18,8 +18,8 @@ use crate::domain::identifier::digits_of;
 use crate::domain::settings::AccountSettings;
 use crate::domain::{Source, fold_case};
 use crate::store::{
-    AccountId, ContactFilter, ContactPage, ContactPosition, PageStart, StoreError, StoreResult,
-    TagsMode,
+    AccountId, ContactFilter, ContactPage, ContactPosition, ExportPage, PageStart, StoreError,
+    StoreResult, TagsMode,
 };
 
 /// Most matches of a search that are listed by looking each one up; a
@@ -234,6 +234,17 @@ row_struct! {
     }
 }
 
+fn account_state(db: &mut dyn Db, account: AccountId) -> StoreResult<AccountState> {
+    db.one(
+        concatcp!(
+            "SELECT ",
+            AccountState::COLUMNS,
+            " FROM accounts WHERE id = $1"
+        ),
+        &params![account.0],
+    )
+}
+
 pub(super) fn list(
     db: &mut dyn Db,
     cache: &SettingsCache,
@@ -243,14 +254,7 @@ pub(super) fn list(
     start: PageStart,
     page_size: u32,
 ) -> StoreResult<ContactPage> {
-    let state: AccountState = db.one(
-        concatcp!(
-            "SELECT ",
-            AccountState::COLUMNS,
-            " FROM accounts WHERE id = $1"
-        ),
-        &params![account.0],
-    )?;
+    let state = account_state(db, account)?;
     let AccountState {
         contact_seq,
         contact_count,
@@ -268,33 +272,8 @@ pub(super) fn list(
         next: None,
     };
 
-    let mut tags = Vec::new();
-    for name in &filter.tags {
-        match settings.tag_named(name) {
-            Some(tag) if !tags.contains(&tag.id) => tags.push(tag.id),
-            Some(_) => {}
-            // An unknown tag matches nothing, even among others.
-            None if filter.tags_mode == TagsMode::All => return Ok(empty),
-            None => {}
-        }
-    }
-    if !filter.tags.is_empty() && tags.is_empty() {
+    let Some(mut plan) = plan_of(&settings, account, filter) else {
         return Ok(empty);
-    }
-    let team_id = match filter.team {
-        Some(uuid) => match settings.team(uuid) {
-            Some(team) => Some(team.id),
-            None => return Ok(empty),
-        },
-        None => None,
-    };
-    let mut plan = Plan {
-        account,
-        source: filter.source,
-        team_id,
-        tags,
-        tags_mode: filter.tags_mode,
-        search: filter.q.as_deref().map(Search::new),
     };
     let tag_counts = tag_counts(db, &mut plan)?;
 
@@ -422,6 +401,90 @@ pub(super) fn list(
         total,
         watermark,
         next,
+    })
+}
+
+/// The plan of `filter` in this account, or `None` when it can match
+/// nothing (an unknown tag or team).
+fn plan_of(settings: &AccountSettings, account: AccountId, filter: &ContactFilter) -> Option<Plan> {
+    let mut tags = Vec::new();
+    for name in &filter.tags {
+        match settings.tag_named(name) {
+            Some(tag) if !tags.contains(&tag.id) => tags.push(tag.id),
+            Some(_) => {}
+            // An unknown tag matches nothing, even among others.
+            None if filter.tags_mode == TagsMode::All => return None,
+            None => {}
+        }
+    }
+    if !filter.tags.is_empty() && tags.is_empty() {
+        return None;
+    }
+    let team_id = match filter.team {
+        Some(uuid) => Some(settings.team(uuid)?.id),
+        None => None,
+    };
+    Some(Plan {
+        account,
+        source: filter.source,
+        team_id,
+        tags,
+        tags_mode: filter.tags_mode,
+        search: filter.q.as_deref().map(Search::new),
+    })
+}
+
+/// The next contacts of an export walk: those matching `filter` with a
+/// sequence number after `after` and up to `watermark` (the account's last
+/// when `None`: the walk sees the contacts that existed when it began), in
+/// sequence order, which is the order they were created in. Unlike a page
+/// this walks the account's `(account_id, seq)` index and tests each
+/// contact against the filter: an export reads them all anyway.
+pub(super) fn export_page(
+    db: &mut dyn Db,
+    cache: &SettingsCache,
+    account: AccountId,
+    filter: &ContactFilter,
+    after: i64,
+    watermark: Option<i64>,
+    limit: u32,
+) -> StoreResult<ExportPage> {
+    let state = account_state(db, account)?;
+    let watermark = watermark.unwrap_or(state.contact_seq);
+    let settings = cache.at_version(db, account, state.settings_version, Seen::Committed)?;
+    let Some(plan) = plan_of(&settings, account, filter) else {
+        return Ok(ExportPage {
+            contacts: Vec::new(),
+            last: None,
+            watermark,
+        });
+    };
+    let mut sql = SqlBuilder::new("");
+    sql.push(concatcp!(
+        "SELECT ",
+        ContactRow::QUALIFIED,
+        " FROM contacts c WHERE c.account_id = "
+    ))
+    .param(account.0)
+    .push(" AND c.seq > ")
+    .param(after)
+    .push(" AND c.seq <= ")
+    .param(watermark);
+    push_conditions(&mut sql, &plan, Walk::Contacts);
+    sql.push(" ORDER BY c.seq LIMIT ").param(i64::from(limit));
+    let rows: Vec<ContactRow> = db.all(sql.sql(), sql.params())?;
+    let last = match rows.last() {
+        Some(row) if rows.len() == limit as usize => Some(row.seq),
+        _ => None,
+    };
+    let contacts = rows
+        .into_iter()
+        .map(|row| render(row, &settings))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(ExportPage {
+        contacts,
+        last,
+        watermark,
     })
 }
 
