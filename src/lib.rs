@@ -16,6 +16,7 @@ pub mod error;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod pull;
 pub mod ratelimit;
 pub mod server;
 pub mod store;
