@@ -261,24 +261,26 @@ pub async fn pull_account(
         "reading the source's channels, teams, funnels and users",
     ));
     let listed = SourceSettings::read(&source, &mut events).await?;
-    let (account, fresh) = match destination {
-        Destination::Account(account) => (account, false),
+    let (account, born_with) = match destination {
+        Destination::Account(account) => (account, None),
         Destination::NewAccount { name } => {
-            let account = create_account(store, &name, &listed, &mut events).await?;
-            (account, true)
+            create_account(store, &name, &listed, &mut events).await?
         }
     };
     let mut target = Target::new(store, account, &listed).await?;
     let mut scratch = PullReport::default();
-    let settings_report = if fresh {
-        // Born with them: what the account was made with counts as created.
-        report.channels.created = listed.channels.len() as u64;
-        report.teams.created = listed.teams.len() as u64;
-        report.funnels.created = listed.funnels.len() as u64;
-        report.users.created = listed.users.len() as u64;
-        &mut scratch
-    } else {
-        &mut report
+    let settings_report = match born_with {
+        // What the account was made with counts as created; the sync below
+        // only finds it there.
+        Some(born) => {
+            report.channels.created = born.channels.len() as u64;
+            report.teams.created = born.teams.len() as u64;
+            report.funnels.created = born.funnels.len() as u64;
+            report.users.created = born.users.len() as u64;
+            target.seen_users = born.users.iter().map(|u| fold_case(&u.email)).collect();
+            &mut scratch
+        }
+        None => &mut report,
     };
     events(PullEvent::Phase("copying channels, teams and funnels"));
     for channel in &listed.channels {
@@ -399,8 +401,12 @@ impl SourceApi {
     }
 
     /// The JSON answer of a GET the source may not offer (`None` then).
-    async fn get_optional(&self, segments: &[&str]) -> Result<Option<Value>, PullError> {
-        let url = self.url(segments, &[]);
+    async fn get_optional(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Option<Value>, PullError> {
+        let url = self.url(segments, query);
         Ok(match self.fetch(&url, true).await? {
             Answer::Json(value) => Some(value),
             Answer::Absent => None,
@@ -688,13 +694,13 @@ impl SourceSettings {
         let channels = read_pages(source, "channels", "a channel list").await?;
         let teams = read_pages(source, "teams", "a team list").await?;
         let funnels_url = source.url(&["funnels"], &[]);
-        let mut funnels: Vec<SourceFunnel> = match source.get_optional(&["funnels"]).await? {
+        let mut funnels: Vec<SourceFunnel> = match source.get_optional(&["funnels"], &[]).await? {
             Some(body) => items(&body, "funnels", &funnels_url, "a funnel list")?,
             None => Vec::new(),
         };
         funnels.sort_by_key(|f| f.position.unwrap_or(i64::MAX));
         let users_url = source.url(&["users"], &[]);
-        let users = match source.get_optional(&["users"]).await? {
+        let users = match source.get_optional(&["users"], &[]).await? {
             Some(body) => items(&body, "users", &users_url, "a user list")?,
             None => {
                 events(PullEvent::Notice(
@@ -703,16 +709,19 @@ impl SourceSettings {
                 Vec::new()
             }
         };
-        let owner = source.get_optional(&["auth", "me"]).await?.and_then(|me| {
-            let email = me.get("user_email")?.as_str()?.trim().to_owned();
-            let name = me
-                .get("user_name")
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map_or_else(|| name_from_email(&email), str::to_owned);
-            is_valid_email(&email).then_some((email, name))
-        });
+        let owner = source
+            .get_optional(&["auth", "me"], &[])
+            .await?
+            .and_then(|me| {
+                let email = me.get("user_email")?.as_str()?.trim().to_owned();
+                let name = me
+                    .get("user_name")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map_or_else(|| name_from_email(&email), str::to_owned);
+                is_valid_email(&email).then_some((email, name))
+            });
         Ok(SourceSettings {
             channels,
             teams,
@@ -771,15 +780,16 @@ fn name_from_email(email: &str) -> String {
 
 /// Makes the account, with the source's teams (the default one too),
 /// channels (the main ones too), funnels and users under their own uuids,
-/// and an API key shown once. If a uuid is taken in this database by
-/// another account, the account is made the ordinary way instead and the
-/// settings come along one by one.
+/// and an API key shown once; answers it with what it was made with. If a
+/// uuid is taken in this database by another account, the account is made
+/// the ordinary way instead (answered with `None`) and the settings come
+/// along one by one.
 async fn create_account(
     store: &dyn Store,
     name: &str,
     listed: &SourceSettings,
     events: &mut impl FnMut(PullEvent<'_>),
-) -> Result<AccountId, PullError> {
+) -> Result<(AccountId, Option<AccountSnapshot>), PullError> {
     let key = crate::auth::issue_key("default")?;
     let now = Timestamp::now();
     let (owner_email, owner_name) = listed.owner.clone().unwrap_or_else(|| {
@@ -798,14 +808,17 @@ async fn create_account(
             )
     });
     let snapshot = account_snapshot(name, &key.record, listed, (&owner_email, &owner_name));
-    let account = match store.import_account(&snapshot).await {
-        Ok(true) => store.find_account(&snapshot.uuid.to_string()).await?,
+    let (account, born_with) = match store.import_account(&snapshot).await {
+        Ok(true) => (
+            store.find_account(&snapshot.uuid.to_string()).await?,
+            Some(snapshot),
+        ),
         Ok(false) | Err(StoreError::Conflict(_)) => {
             events(PullEvent::Notice(
                 "some of the source's uuids are taken in this database: the account is made \
                  with its own default team and channel, and the source's settings added to it",
             ));
-            store
+            let account = store
                 .create_account(&NewAccount {
                     uuid: PublicId::random(),
                     name: name.to_owned(),
@@ -814,7 +827,8 @@ async fn create_account(
                     owner_name,
                     key: key.record.clone(),
                 })
-                .await?
+                .await?;
+            (account, None)
         }
         Err(other) => return Err(other.into()),
     };
@@ -823,7 +837,7 @@ async fn create_account(
         uuid: account.uuid,
         api_key: &key.secret,
     });
-    Ok(account.id)
+    Ok((account.id, born_with))
 }
 
 fn account_snapshot(
@@ -1807,7 +1821,11 @@ impl<'s> Target<'s> {
             let number = page.to_string();
             let query = [("page", number.as_str())];
             let segments = ["contacts", source_uuid, "messages"];
-            let body = source.get(&segments, &query).await?;
+            let Some(body) = source.get_optional(&segments, &query).await? else {
+                // Deleted on the source since it was listed, or the source
+                // keeps no messages: nothing to copy.
+                break;
+            };
             let url = source.url(&segments, &query);
             let messages: Vec<SourceMessage> = items(&body, "messages", &url, "a message list")?;
             let empty = messages.is_empty();

@@ -976,3 +976,39 @@ async fn a_refused_token_is_a_clear_error() {
         run.stderr
     );
 }
+
+/// A contact the target cannot take (here: a number where the target's
+/// field of that name holds dates) is reported with the API's reason; the
+/// rest is copied, and the exit status says some were refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_contacts_are_reported_and_the_rest_copied() {
+    let source = source(Backend::Sqlite, 8).await;
+    let target = TestApp::spawn_with(Backend::Sqlite, |s| s.rate_limit_rps = 0).await;
+    target
+        .post(
+            "/custom_fields",
+            json!({"name": "orderNumber", "type": "date"}),
+        )
+        .await
+        .assert_status(200);
+    let run = pull(
+        &source.base,
+        &source.key,
+        &target.database_url,
+        &["--rps", "5000"],
+    )
+    .await;
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    // Contacts 0 and 4 have an orderNumber.
+    let refused: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("contact ") && l.contains("orderNumber"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{}", run.stderr);
+    assert!(run.stderr.contains("contacts rejected: 2"));
+    run.assert_tally("contacts", 8, 0, 0);
+    let copied = contacts(&target.as_key(&target.key)).await;
+    assert_eq!(copied.len(), 8);
+    target.stop().await;
+}
