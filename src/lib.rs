@@ -17,6 +17,7 @@ pub mod export;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod pull;
 pub mod ratelimit;
 pub mod server;
 pub mod store;

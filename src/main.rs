@@ -145,6 +145,41 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Copy an account from Callbell, or any server speaking its API,
+    /// through that API only: channels, teams, funnels, then every contact
+    /// with its tags, typed custom fields, assignee and team (and with
+    /// --with-messages its notes). Uuids are kept where the target has
+    /// none such yet. Run it again to add what is new and update what
+    /// changed; nothing is doubled. Into a database without accounts, it
+    /// makes one and prints its API key once. Exits with 3 when the target
+    /// refused some contacts.
+    Pull {
+        /// The source's API base, e.g. https://api.callbell.eu/v1.
+        #[arg(long)]
+        from: String,
+        /// The source's API key (never printed).
+        #[arg(long, env = "BELLBOOK_PULL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The target account (uuid or name); may be left out when the
+        /// database has one account, or none (one is made).
+        #[arg(long)]
+        account: Option<String>,
+        /// Also copy each contact's notes.
+        #[arg(long)]
+        with_messages: bool,
+        /// Requests a second the source is sent at most.
+        #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
+        rps: u32,
+        /// Retries of a request that failed (5xx, connection error,
+        /// timeout) before the pull gives up.
+        #[arg(long, default_value_t = 8)]
+        retries: u32,
+        /// Seconds one request to the source may take.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Restore a backup made by `bellbook backup` into an empty database
     /// (SQLite or PostgreSQL). The backup is checked first and left as it
     /// is; stop the servers on the target while it runs.
@@ -365,6 +400,26 @@ async fn run() -> ExitCode {
             done(webhook_status(&database).await)
         }
         Command::Backup { to, database } => done(backup(&database, &to).await),
+        Command::Pull {
+            from,
+            token,
+            account,
+            with_messages,
+            rps,
+            retries,
+            timeout,
+            database,
+        } => {
+            let options = bellbook::pull::PullOptions {
+                from,
+                token,
+                with_messages,
+                rps,
+                attempts: retries.saturating_add(1),
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            pull(&options, account.as_deref(), &database).await
+        }
         Command::Restore { from, database } => done(restore(&from, &database).await),
     };
     match outcome {
@@ -934,4 +989,118 @@ async fn backup(database: &DatabaseArgs, to: &str) -> CliResult {
     store.close().await;
     eprintln!("Backed up to {to}");
     Ok(())
+}
+
+/// Contacts between two progress lines when stderr is not a terminal.
+const PULL_LINE_EVERY: u64 = 1000;
+
+async fn pull(
+    options: &bellbook::pull::PullOptions,
+    account: Option<&str>,
+    database: &DatabaseArgs,
+) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+    use bellbook::pull::{Destination, PullEvent, pull_account};
+    use indicatif::{ProgressBar, ProgressStyle};
+
+    let store = open(database).await?;
+    let destination = match account {
+        Some(wanted) => match store.find_account(wanted).await {
+            Ok(found) => Destination::Account(found.id),
+            Err(bellbook::store::StoreError::NotFound) if store.count_accounts().await? == 0 => {
+                Destination::NewAccount {
+                    name: wanted.to_owned(),
+                }
+            }
+            Err(error) => return Err(no_account(wanted, error)),
+        },
+        None => {
+            let mut accounts = store.list_accounts().await?;
+            match accounts.len() {
+                0 => Destination::NewAccount {
+                    name: "default".to_owned(),
+                },
+                1 => Destination::Account(accounts.remove(0).id),
+                n => {
+                    return Err(
+                        format!("the database has {n} accounts; say which with --account").into(),
+                    );
+                }
+            }
+        }
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} contacts {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    });
+    let say = |line: &str| match &bar {
+        Some(bar) => bar.println(line),
+        None => eprintln!("{line}"),
+    };
+    let mut rejections_shown = 0u64;
+    let outcome = pull_account(&store, destination, options, |event| match event {
+        PullEvent::AccountCreated {
+            name,
+            uuid,
+            api_key,
+        } => {
+            say(&format!(
+                "Created account '{name}' ({uuid}). Its API key, shown only this once:"
+            ));
+            println!("{api_key}");
+        }
+        PullEvent::Phase(phase) => say(phase),
+        PullEvent::Walking { estimated } => {
+            if let Some(bar) = &bar {
+                bar.set_length(estimated);
+            }
+        }
+        PullEvent::Progress(report) => match &bar {
+            Some(bar) => {
+                bar.set_position(report.contacts_seen);
+                bar.set_message(format!(
+                    "{} created, {} updated, {} unchanged, {} rejected",
+                    report.contacts.created,
+                    report.contacts.updated,
+                    report.contacts.unchanged,
+                    report.contacts_rejected
+                ));
+            }
+            None if report.contacts_seen % PULL_LINE_EVERY == 0 => eprintln!(
+                "{} contacts: {} created, {} updated, {} unchanged, {} rejected",
+                report.contacts_seen,
+                report.contacts.created,
+                report.contacts.updated,
+                report.contacts.unchanged,
+                report.contacts_rejected
+            ),
+            None => {}
+        },
+        PullEvent::Rejected { contact, reason } => {
+            if rejections_shown < REJECTIONS_SHOWN {
+                say(&format!("contact {contact}: {reason}"));
+            }
+            rejections_shown += 1;
+        }
+        PullEvent::Notice(notice) => say(notice),
+    })
+    .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    store.close().await;
+    let report = outcome?;
+    eprintln!(
+        "Pulled {} contact(s) from {}.",
+        report.contacts_seen, options.from
+    );
+    for line in report.summary_lines() {
+        eprintln!("{line}");
+    }
+    Ok(if report.contacts_rejected > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -25,6 +25,7 @@ mod import;
 mod lookups;
 mod openapi;
 mod process;
+mod pull;
 mod settings;
 mod storage;
 mod transfer;
