@@ -16,6 +16,7 @@ const COMMON_LUA: &str = include_str!("../lua/common.lua");
 const STATIC_LUA: &str = include_str!("../lua/static.lua");
 const POST_LUA: &str = include_str!("../lua/post.lua");
 const SAMPLED_LUA: &str = include_str!("../lua/sampled.lua");
+const SEARCHES_LUA: &str = include_str!("../lua/searches.lua");
 
 /// Contacts per page of `GET /v1/contacts`.
 const PAGE_SIZE: u64 = 20;
@@ -85,6 +86,8 @@ pub enum Script {
     Post,
     /// Requests about random sample contacts.
     Sampled(Ask),
+    /// Searches for surnames picked at random from this file.
+    Searches(PathBuf),
 }
 
 /// What the sampled script asks about its contact.
@@ -112,6 +115,7 @@ impl Script {
             Script::Static => "static.lua",
             Script::Post => "post.lua",
             Script::Sampled(_) => "sampled.lua",
+            Script::Searches(_) => "searches.lua",
         }
     }
 }
@@ -144,6 +148,7 @@ impl Wrk {
             ("static.lua", STATIC_LUA),
             ("post.lua", POST_LUA),
             ("sampled.lua", SAMPLED_LUA),
+            ("searches.lua", SEARCHES_LUA),
         ] {
             let path = scripts.join(name);
             std::fs::write(&path, format!("{COMMON_LUA}\n{body}"))
@@ -422,8 +427,16 @@ pub fn shapes_before_cursor() -> Vec<Shape> {
     ]
 }
 
-/// The deep cursor shape and the search, which run last.
-pub fn shapes_from_cursor(walk: &Walk, prepared: &Prepared) -> Vec<Shape> {
+/// The deep cursor shape and the searches, which run last: one search
+/// asked again and again (after the first time answered from the matches
+/// the server remembers), and a different surname from `surnames` each
+/// time (each search's first time, nearly always).
+pub fn shapes_from_cursor(
+    walk: &Walk,
+    prepared: &Prepared,
+    surnames: &Path,
+    surname_count: usize,
+) -> Vec<Shape> {
     vec![
         listing(
             format!(
@@ -440,6 +453,16 @@ pub fn shapes_from_cursor(walk: &Walk, prepared: &Prepared) -> Vec<Shape> {
             ),
             format!("/v1/contacts?q={}", percent_encode(&prepared.surname)),
         ),
+        Shape {
+            label: format!(
+                "`GET /v1/contacts?q=…` (one of {} surnames at random, ~{} matches each)",
+                crate::report::count(surname_count as u64),
+                crate::report::count(prepared.surname_matches)
+            ),
+            path: "/".into(),
+            script: Script::Searches(surnames.to_owned()),
+            ceiling: Ceiling::Page,
+        },
     ]
 }
 
@@ -479,6 +502,7 @@ pub fn run_shapes(
                 Script::Static => Vec::new(),
                 Script::Post => vec![repeat.to_string()],
                 Script::Sampled(ask) => vec![ask.as_arg().to_owned(), sample.clone()],
+                Script::Searches(surnames) => vec![surnames.display().to_string()],
             }
         };
         results.push(wrk.measure(&shape.label.replace('`', ""), &url, &shape.script, &args)?);

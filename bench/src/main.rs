@@ -251,7 +251,15 @@ fn bench(
         report::count(walk.depth),
         walk.pages
     );
-    let later = load::shapes_from_cursor(&walk, &prepared);
+    let surnames_file = work.join("surnames.txt");
+    std::fs::write(&surnames_file, population.surnames().join("\n"))
+        .with_context(|| format!("writing {}", surnames_file.display()))?;
+    let later = load::shapes_from_cursor(
+        &walk,
+        &prepared,
+        &surnames_file,
+        population.surnames().len(),
+    );
     measured.extend(load::run_shapes(&wrk, &server.url(), &later, &sample_file)?);
     shapes.extend(later);
     let rss_peak_kib = server.peak_rss_kib()?;

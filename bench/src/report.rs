@@ -171,7 +171,7 @@ impl Report<'_> {
         writeln!(
             out,
             "- load: `{}`, SCRIPT being bench/lua/common.lua followed by static.lua, \
-             post.lua or sampled.lua",
+             post.lua, sampled.lua or searches.lua",
             self.wrk_command
         )?;
         writeln!(

@@ -198,6 +198,11 @@ impl Population {
         }
     }
 
+    /// Every surname a contact may have.
+    pub fn surnames(&self) -> &[String] {
+        &self.surnames
+    }
+
     /// The surname the `q` shape searches for.
     pub fn searched_surname(&self) -> &str {
         &self.surnames[self.surnames.len() / 2]

@@ -1238,6 +1238,105 @@ async fn q_finds_what_brute_force_finds(backend: Backend) {
     assert_every_search(&api).await;
 }
 
+/// A search asked for again answers from what it found before only while
+/// nothing it could find changed (docs/storage.md, "`q`: substrings
+/// through trigrams"): after each kind of change — made by this server or
+/// by another process on the same database — every search is compared
+/// again with the brute force, on every page and along a cursor walk.
+async fn a_search_follows_every_change_after_it_was_asked(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 0).await;
+    let api = app.as_key(&app.key);
+    api.post("/tags", json!({"name": "lead"}))
+        .await
+        .assert_status(200);
+    let support = api.post("/teams", json!({"name": "Support"})).await;
+    support.assert_status(200);
+    let support = uuid_of(&support.body["team"]);
+    let mut created = Vec::new();
+    for n in 0..45 {
+        let name = match n % 3 {
+            0 => format!("Anna Zanetti {n}"),
+            1 => format!("Zanettini {n}"),
+            _ => format!("Someone Else {n}"),
+        };
+        let mut body = json!({"identifier": format!("+39 02 7700 {n:04}"),
+                              "source": "whatsapp", "name": name, "tags": ["lead"]});
+        if n % 2 == 0 {
+            body["team_uuid"] = json!(support);
+        }
+        let contact = api.create_contact(body).await;
+        created.push(uuid_of(&contact));
+    }
+    let searches = ["zanetti", "anett", "zanettini", "7700 001"];
+    let check = async |step: &str| {
+        let all = api.every_contact("/contacts").await;
+        for q in searches {
+            println!("after {step}: q={q}");
+            assert_search(&api, &all, q, PagesSaid::OnNumberedPages).await;
+            let in_team: Vec<&Value> = all
+                .iter()
+                .filter(|c| q_matches(q, c) && c["team"]["uuid"] == support.as_str())
+                .collect();
+            let query = format!("q={}&team_uuid={support}", encode(q));
+            assert_listing_saying(&api, &query, &in_team, PagesSaid::OnNumberedPages).await;
+        }
+    };
+    check("the creates").await;
+    // Asked again with nothing changed: the same answers.
+    check("nothing").await;
+
+    let general = api.get("/teams").await;
+    general.assert_status(200);
+    let general = uuid_of(&general.body["teams"][0]);
+    let path = |k: usize| format!("/contacts/{}", created[k]);
+    let changes = [
+        ("a rename out of the searches", 0, json!({"name": "Nobody"})),
+        ("a rename into them", 2, json!({"name": "Marco Zanetti"})),
+        ("a rename within them", 1, json!({"name": "Zanetti Anna"})),
+        ("a team change", 4, json!({"team_uuid": general})),
+        ("a note", 6, json!({"note": "called back"})),
+    ];
+    for (step, k, change) in changes {
+        api.patch(&path(k), change).await.assert_status(200);
+        check(step).await;
+    }
+    api.delete(&path(9)).await.assert_status(200);
+    check("a delete").await;
+    api.create_contact(
+        json!({"identifier": "+39 02 7700 9001", "source": "whatsapp",
+                              "name": "Newest Zanetti", "team_uuid": support}),
+    )
+    .await;
+    check("a create").await;
+
+    // Another process: an import that adds one contact and renames another
+    // (`--upsert`), beside the running server.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("more.ndjson");
+    let lines = [
+        json!({"identifier": "+39 02 7700 9002", "source": "whatsapp",
+               "name": "Imported Zanetti"}),
+        json!({"identifier": "+39 02 7700 0004", "source": "whatsapp",
+               "name": "Renamed Elsewhere"}),
+    ]
+    .map(|line| format!("{line}\n"))
+    .concat();
+    std::fs::write(&file, lines).expect("the import's file");
+    let output = admin_output(
+        &["import", file.to_str().expect("a UTF-8 path"), "--upsert"],
+        &app.database_url,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    check("another process's import").await;
+
+    api.delete("/tags/lead").await.assert_status(200);
+    check("a tag deleted").await;
+}
+
 /// SPEC §4: `meta.pages` = ceil(matching / 20) on every page, also of a
 /// cursor walk — as the unfiltered walk (and every other filter) says it on
 /// each of its pages, so must a search.
@@ -1896,6 +1995,7 @@ async fn numbered_pages_follow_every_change(backend: Backend) {
 on_both_backends!(
     a_database_of_the_first_schema_upgrades_in_place,
     q_finds_what_brute_force_finds,
+    a_search_follows_every_change_after_it_was_asked,
     a_search_says_its_pages_along_a_cursor_walk,
     counters_stay_exact,
     numbered_pages_follow_every_change,

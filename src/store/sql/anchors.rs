@@ -12,9 +12,10 @@
 //!
 //! A remembered place is only right while nothing before it in the
 //! listing changed. Every write that adds a contact to, removes one from,
-//! or moves one within any listing of an account bumps the account's
-//! `listing_version` in its own transaction (or takes a new contact
-//! sequence number); every settings change bumps `settings_version`. A
+//! or moves one within any listing of an account (a search's too) bumps
+//! the account's `listing_version` in its own transaction (or takes a new
+//! contact sequence number); every settings change bumps
+//! `settings_version`. A
 //! listing reads the three in the transaction it pages in, and the places
 //! kept for other versions are never used: a change made by any process is
 //! seen by the next read that begins after it committed.
@@ -31,8 +32,8 @@ const LISTINGS: usize = 1_000;
 const STARTS: usize = 10_000;
 
 /// A listing of an account, as far as where its pages start depends on it:
-/// the filter without `q` (a search's matches change with every rename,
-/// which bumps no version).
+/// the filter without `q` (a search's pages come from its remembered
+/// matches, `matches.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Listing {
     pub account: AccountId,

@@ -639,7 +639,11 @@ pub(super) fn update(
         }
         row.field_values = encode_field_values(&values)?;
     }
-    if row.team_id != before.team_id || row.tag_ids != before.tag_ids {
+    // A rename changes which searches find the contact (matches.rs).
+    if row.team_id != before.team_id
+        || row.tag_ids != before.tag_ids
+        || row.name_key != before.name_key
+    {
         counts.listings_changed(account);
     }
     write_changed_columns(db, &before, &row)?;

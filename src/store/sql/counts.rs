@@ -10,7 +10,8 @@
 //! their transactions.
 //!
 //! The same update bumps the account's `listing_version`, which tells the
-//! remembered page starts ([`super::anchors`]) that a listing changed.
+//! remembered page starts ([`super::anchors`]) and search matches
+//! ([`super::matches`]) that a listing changed.
 
 use std::collections::BTreeMap;
 
@@ -49,7 +50,7 @@ impl Counts {
     }
 
     /// A contact of the account changed its place in some listing without
-    /// coming or going (its tags or team changed).
+    /// coming or going (its tags, team or name changed).
     pub(super) fn listings_changed(&mut self, account: AccountId) {
         self.accounts.entry(account.0).or_default();
     }
@@ -115,7 +116,8 @@ impl Counts {
                 continue;
             }
             // Only a listing change moves listing_version: a PATCH of a
-            // name keeps the remembered page starts.
+            // custom field or a note keeps the remembered page starts and
+            // search matches.
             let last: i64 = db.one(
                 "UPDATE accounts SET contact_count = contact_count + $1,
                  listing_version = listing_version + $2, event_seq = event_seq + $3

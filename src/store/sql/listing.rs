@@ -4,6 +4,7 @@
 //! `docs/storage.md`).
 
 use std::cmp::Reverse;
+use std::sync::Arc;
 
 use const_format::concatcp;
 
@@ -12,8 +13,8 @@ use super::anchors::{Listing, PageAnchors};
 use super::cache::{Seen, SettingsCache};
 use super::contacts::{ContactRow, render};
 use super::db::{Column, Db, SqlBuilder, params, row_struct};
+use super::matches::{Match, SearchMatches, Searched};
 use super::trigrams::TrigramStats;
-use crate::domain::Timestamp;
 use crate::domain::identifier::digits_of;
 use crate::domain::settings::AccountSettings;
 use crate::domain::{Source, fold_case};
@@ -222,6 +223,7 @@ enum Seqs {
 pub struct ListingMemory {
     pub trigrams: TrigramStats,
     pub anchors: PageAnchors,
+    pub matches: SearchMatches,
 }
 
 row_struct! {
@@ -275,6 +277,16 @@ pub(super) fn list(
     let Some(mut plan) = plan_of(&settings, account, filter) else {
         return Ok(empty);
     };
+    let version = (contact_seq, state.settings_version, state.listing_version);
+    // A search asked for before in this version of the account's contacts
+    // is paged through the matches found then (see matches.rs).
+    let searched = searched_of(&plan);
+    if let Some(matches) = searched
+        .as_ref()
+        .and_then(|searched| memory.matches.get(searched, version))
+    {
+        return page_of_matches(db, &plan, &settings, &matches, start, page_size, watermark);
+    }
     let tag_counts = tag_counts(db, &mut plan)?;
 
     // The search's own matches, across accounts: how many there are tells
@@ -297,7 +309,13 @@ pub(super) fn list(
     };
 
     if walk == Walk::Trigrams {
-        return trigram_page(db, &plan, &settings, start, page_size, watermark);
+        let matches = find_matches(db, &plan, contact_seq)?;
+        if let Some(searched) = searched {
+            memory
+                .matches
+                .remember(searched, version, Arc::clone(&matches));
+        }
+        return page_of_matches(db, &plan, &settings, &matches, start, page_size, watermark);
     }
     let join = join_keyword(db.backend());
     let mut page = SqlBuilder::new("");
@@ -317,10 +335,7 @@ pub(super) fn list(
         PageStart::After { .. } => 0,
     };
     let remembered = match start {
-        PageStart::Number(_) if plan.search.is_none() => {
-            let version = (contact_seq, state.settings_version, state.listing_version);
-            Some((listing_of(&plan), version))
-        }
+        PageStart::Number(_) if plan.search.is_none() => Some((listing_of(&plan), version)),
         _ => None,
     };
     let nearest = remembered
@@ -508,33 +523,59 @@ fn position_of(row: &ContactRow) -> ContactPosition {
     }
 }
 
-/// A page of the trigram walk (SQLite only, with at most
-/// [`SEARCH_LOOKUPS`] candidates) and its total from one narrow statement:
-/// every match's id and place in the order, sorted here, then the page's
-/// rows by id. Sorting the matches' whole rows in SQLite and counting them
-/// in a second statement took a third of a search's instructions
-/// (BENCHMARKS.md).
-fn trigram_page(
-    db: &mut dyn Db,
-    plan: &Plan,
-    settings: &AccountSettings,
-    start: PageStart,
-    page_size: u32,
-    watermark: i64,
-) -> StoreResult<ContactPage> {
+/// Every match of the trigram walk (SQLite only, with at most
+/// [`SEARCH_LOOKUPS`] candidates), newest first, from one narrow
+/// statement: each match's id and place in the order, sorted here. Sorting
+/// the matches' whole rows in SQLite and counting them in a second
+/// statement took a third of a search's instructions (BENCHMARKS.md).
+/// Every contact of the snapshot (up to `contact_seq`) is seen, so that
+/// the matches serve any watermark of this version.
+fn find_matches(db: &mut dyn Db, plan: &Plan, contact_seq: i64) -> StoreResult<Arc<[Match]>> {
     let mut matching = SqlBuilder::new("");
     select(
         &mut matching,
         plan,
         Walk::Trigrams,
-        Seqs::UpTo(watermark),
+        Seqs::UpTo(contact_seq),
         Select::Keys,
         join_keyword(db.backend()),
     );
-    let mut keys: Vec<(i64, Timestamp, i64)> = db.all(matching.sql(), matching.params())?;
-    let total = i64::try_from(keys.len()).unwrap_or(i64::MAX);
-    // Newest first, as every walk.
-    keys.sort_unstable_by_key(|&(_, created_at, seq)| Reverse((created_at, seq)));
+    let mut matches: Vec<Match> = db.all(matching.sql(), matching.params())?;
+    matches.sort_unstable_by_key(|&(_, created_at, seq)| Reverse((created_at, seq)));
+    Ok(matches.into())
+}
+
+/// The search `plan` is, as its remembered matches are kept: a search
+/// without tags, the one kind found through [`find_matches`].
+fn searched_of(plan: &Plan) -> Option<Searched> {
+    let search = plan.search.as_ref().filter(|_| plan.tags.is_empty())?;
+    Some(Searched {
+        account: plan.account,
+        source: plan.source,
+        team_id: plan.team_id,
+        name_pattern: search.name_pattern.clone(),
+        digits_pattern: search.digits_pattern.clone(),
+    })
+}
+
+/// A page of a search's matches (newest first) and its total, counting
+/// only the matches the walk can see (`seq <= watermark`); the page's rows
+/// are read by id.
+fn page_of_matches(
+    db: &mut dyn Db,
+    plan: &Plan,
+    settings: &AccountSettings,
+    matches: &[Match],
+    start: PageStart,
+    page_size: u32,
+    watermark: i64,
+) -> StoreResult<ContactPage> {
+    let visible: Vec<Match> = matches
+        .iter()
+        .copied()
+        .filter(|&(_, _, seq)| seq <= watermark)
+        .collect();
+    let total = i64::try_from(visible.len()).unwrap_or(i64::MAX);
     let skip = match start {
         PageStart::Number(number) => {
             usize::try_from(u64::from(number.saturating_sub(1)) * u64::from(page_size))
@@ -542,11 +583,11 @@ fn trigram_page(
         }
         PageStart::After { position, .. } => {
             let after = (position.created_at, position.seq);
-            keys.partition_point(|&(_, created_at, seq)| (created_at, seq) >= after)
+            visible.partition_point(|&(_, created_at, seq)| (created_at, seq) >= after)
         }
     };
     let size = page_size as usize;
-    let window = keys.get(skip..).unwrap_or_default();
+    let window = visible.get(skip..).unwrap_or_default();
     let has_more = window.len() > size;
     let ids: Vec<i64> = window.iter().take(size).map(|key| key.0).collect();
     let next = match ids.len().checked_sub(1).and_then(|last| window.get(last)) {

@@ -18,6 +18,7 @@ pub(crate) mod db;
 mod events;
 mod idempotency;
 mod listing;
+mod matches;
 mod migrate;
 mod postgres;
 mod settings;
