@@ -19,8 +19,8 @@ use crate::domain::identifier::digits_of;
 use crate::domain::settings::AccountSettings;
 use crate::domain::{Source, fold_case};
 use crate::store::{
-    AccountId, ContactFilter, ContactPage, ContactPosition, ExportPage, PageStart, StoreError,
-    StoreResult, TagsMode,
+    AccountId, ContactFilter, ContactPage, ContactPosition, ExportPage, PageStart, StoreResult,
+    TagsMode,
 };
 
 /// Most matches of a search that are listed by looking each one up; a
@@ -56,8 +56,8 @@ struct Search {
     /// phone number), as the trigram index has them.
     folded: String,
     digits: String,
-    /// Whether SQLite's trigram index can find the candidates: every part
-    /// is three characters or more.
+    /// Whether the trigram index (FTS5, pg_trgm) can find the candidates:
+    /// every part is three characters or more.
     trigrams: bool,
     /// The FTS5 query that finds the candidates (set by
     /// [`Search::choose_trigrams`]): the rarest few trigrams of each part,
@@ -285,6 +285,20 @@ pub(super) fn list(
         .as_ref()
         .and_then(|searched| memory.matches.get(searched, version))
     {
+        return page_of_matches(db, &plan, &settings, &matches, start, page_size, watermark);
+    }
+    // On PostgreSQL a search's matches are found through `pg_trgm` with
+    // every condition at once; when they are few they are remembered too.
+    // A part shorter than a trigram cannot use the index: such a search
+    // keeps to the newest-first walk.
+    if db.backend() == Backend::Postgres
+        && let Some(searched) = &searched
+        && plan.search.as_ref().is_some_and(|search| search.trigrams)
+        && let Some(matches) = few_matches(db, &plan, contact_seq)?
+    {
+        memory
+            .matches
+            .remember(searched.clone(), version, Arc::clone(&matches));
         return page_of_matches(db, &plan, &settings, &matches, start, page_size, watermark);
     }
     let tag_counts = tag_counts(db, &mut plan)?;
@@ -545,8 +559,37 @@ fn find_matches(db: &mut dyn Db, plan: &Plan, contact_seq: i64) -> StoreResult<A
     Ok(matches.into())
 }
 
+/// Every match of the plan's search (PostgreSQL: found through the
+/// `pg_trgm` indexes), newest first, when there are at most
+/// [`SEARCH_LOOKUPS`]; `None` when there are more, which the newest-first
+/// walk then pages through. Every contact of the snapshot is seen, as in
+/// [`find_matches`].
+fn few_matches(
+    db: &mut dyn Db,
+    plan: &Plan,
+    contact_seq: i64,
+) -> StoreResult<Option<Arc<[Match]>>> {
+    let mut matching = SqlBuilder::new("");
+    select(
+        &mut matching,
+        plan,
+        Walk::Contacts,
+        Seqs::UpTo(contact_seq),
+        Select::Keys,
+        join_keyword(db.backend()),
+    );
+    matching.push(" LIMIT ").param(SEARCH_LOOKUPS + 1);
+    let mut matches: Vec<Match> = db.all(matching.sql(), matching.params())?;
+    if i64::try_from(matches.len()).unwrap_or(i64::MAX) > SEARCH_LOOKUPS {
+        return Ok(None);
+    }
+    matches.sort_unstable_by_key(|&(_, created_at, seq)| Reverse((created_at, seq)));
+    Ok(Some(matches.into()))
+}
+
 /// The search `plan` is, as its remembered matches are kept: a search
-/// without tags, the one kind found through [`find_matches`].
+/// without tags, the one kind found through [`find_matches`] (SQLite) or
+/// [`few_matches`] (PostgreSQL).
 fn searched_of(plan: &Plan) -> Option<Searched> {
     let search = plan.search.as_ref().filter(|_| plan.tags.is_empty())?;
     Some(Searched {
@@ -597,16 +640,16 @@ fn page_of_matches(
     let contacts = if ids.is_empty() {
         Vec::new()
     } else {
-        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Other(Box::new(e)))?;
-        let mut rows: Vec<ContactRow> = db.all(
-            concatcp!(
-                "SELECT ",
-                ContactRow::QUALIFIED,
-                " FROM json_each($1) s CROSS JOIN contacts c ON c.id = s.value
-                 WHERE c.account_id = $2"
-            ),
-            &params![ids.as_str(), plan.account.0],
-        )?;
+        let mut page = SqlBuilder::new(concatcp!(
+            "SELECT ",
+            ContactRow::QUALIFIED,
+            " FROM contacts c WHERE c.account_id = "
+        ));
+        page.param(plan.account.0)
+            .push(" AND c.id IN (")
+            .padded_ints(&ids, -1)
+            .push(")");
+        let mut rows: Vec<ContactRow> = db.all(page.sql(), page.params())?;
         rows.sort_unstable_by_key(|row| Reverse((row.created_at, row.seq)));
         rows.into_iter()
             .map(|row| render(row, settings))
