@@ -293,6 +293,25 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// What went wrong with an outgoing request that got no whole answer (a
+/// webhook delivery, a request of `bellbook pull`): the kind of failure,
+/// then every cause. Without the URL, which the caller names if it may.
+pub fn describe_request_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "the answer's body was cut off"
+    } else {
+        "request failed"
+    };
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{kind}: {}", ErrorChain(cause)),
+        None => kind.to_owned(),
+    }
+}
+
 /// The body of every error response (SPEC §1).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {

@@ -37,7 +37,7 @@ use crate::domain::settings::{AccountSettings, Channel, Funnel, Team, User};
 use crate::domain::{
     CustomFieldType, CustomFieldValue, FieldError, FunnelId, PublicId, Source, Timestamp, fold_case,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, describe_request_error};
 use crate::store::snapshot::{AccountSnapshot, TeamSnapshot};
 use crate::store::{
     AccountId, ApiKeyRecord, ChannelChanges, CustomFieldChanges, FunnelChanges, NewAccount,
@@ -425,7 +425,7 @@ impl SourceApi {
                 .send()
                 .await;
             let (last, wait) = match sent {
-                Err(error) => (describe(&error), None),
+                Err(error) => (describe_request_error(&error), None),
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(&response);
@@ -449,7 +449,7 @@ impl SourceApi {
                                 // Cut off mid-way, most likely: worth another try.
                                 Err(error) => (format!("a body that is not JSON ({error})"), None),
                             },
-                            Err(error) => (describe(&error), None),
+                            Err(error) => (describe_request_error(&error), None),
                         }
                     } else if status.is_server_error() {
                         (format!("HTTP {status}"), retry_after)
@@ -504,24 +504,6 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
-}
-
-/// What went wrong with a request, without its URL (the error names it).
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "could not connect".to_owned()
-    } else {
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
 }
 
 /// The `error.message` of a Callbell-shaped error body, else its start.
@@ -949,15 +931,7 @@ fn account_snapshot(
         .iter()
         .any(|c| c.kind == Source::Whatsapp && c.main)
     {
-        channels.push(Channel {
-            id: 0,
-            uuid: PublicId::random(),
-            title: "WhatsApp".to_owned(),
-            kind: Source::Whatsapp,
-            main: true,
-            discarded_at: None,
-            created_at: now,
-        });
+        channels.push(Channel::default_whatsapp(now));
     }
     let mut funnel_ids = HashSet::new();
     let funnels = listed

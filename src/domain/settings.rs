@@ -55,6 +55,20 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// The main WhatsApp channel every account starts with (and a pulled
+    /// account gets when its source has none), not yet stored.
+    pub fn default_whatsapp(created_at: Timestamp) -> Channel {
+        Channel {
+            id: 0,
+            uuid: PublicId::random(),
+            title: "WhatsApp".to_owned(),
+            kind: Source::Whatsapp,
+            main: true,
+            discarded_at: None,
+            created_at,
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.discarded_at.is_none()
     }

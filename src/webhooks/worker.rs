@@ -23,6 +23,7 @@ use super::address::AddressPolicy;
 use super::payloads::delivery_body;
 use super::sign::signature;
 use crate::domain::Timestamp;
+use crate::error::describe_request_error;
 use crate::store::sql::unix_ms;
 use crate::store::{AccountId, AttemptOutcome, Delivery, Store, StoreResult};
 
@@ -301,7 +302,7 @@ impl Worker {
             .await;
         let mut response = match sent {
             Ok(response) => response,
-            Err(error) => return failed(describe(&error)),
+            Err(error) => return failed(describe_request_error(&error)),
         };
         let code = i64::from(response.status().as_u16());
         let mut headers = serde_json::Map::new();
@@ -362,24 +363,6 @@ impl Worker {
         let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         Some(unix_ms().saturating_add(wait))
     }
-}
-
-/// What went wrong with an attempt that got no answer, with its causes.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "could not connect".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A number in [0, 1).

@@ -84,6 +84,19 @@ impl Run {
 }
 
 /// Runs `bellbook pull --from FROM --token TOKEN --database-url URL EXTRA…`.
+/// Pulls into a new, empty database: the database (dropped with it), its
+/// URL and the run.
+async fn pull_into_new_database(
+    backend: Backend,
+    from: &str,
+    token: &str,
+    extra: &[&str],
+) -> (TestDatabase, String, Run) {
+    let (database, target_url) = TestDatabase::create(backend).await;
+    let run = pull(from, token, &target_url, extra).await;
+    (database, target_url, run)
+}
+
 async fn pull(from: &str, token: &str, database_url: &str, extra: &[&str]) -> Run {
     let mut command = tokio::process::Command::new(BIN);
     command
@@ -455,11 +468,10 @@ async fn messages(api: &Caller, uuid: &str) -> Vec<(String, String)> {
 
 async fn pull_into_a_new_account(backend: Backend) {
     let source = source(backend, 240).await;
-    let (_database, target_url) = TestDatabase::create(backend).await;
-    let first = pull(
+    let (_database, target_url, first) = pull_into_new_database(
+        backend,
         &source.base,
         &source.key,
-        &target_url,
         &["--with-messages", "--rps", "5000"],
     )
     .await;
@@ -858,11 +870,10 @@ async fn pull_survives_a_flaky_source(backend: Backend) {
         },
     )
     .await;
-    let (_database, target_url) = TestDatabase::create(backend).await;
-    let run = pull(
+    let (_database, target_url, run) = pull_into_new_database(
+        backend,
         &proxy.base,
         &source.key,
-        &target_url,
         &["--with-messages", "--rps", "5000"],
     )
     .await;
@@ -882,11 +893,10 @@ async fn pull_stops_on_a_failing_source_and_resumes(backend: Backend) {
     let proxy = Proxy::start(&source, WELL_BEHAVED).await;
     // Settings and the first two pages of contacts, then nothing but 500s.
     proxy.state.failing_after.store(8, Ordering::SeqCst);
-    let (_database, target_url) = TestDatabase::create(backend).await;
-    let failed = pull(
+    let (_database, target_url, failed) = pull_into_new_database(
+        backend,
         &proxy.base,
         &source.key,
-        &target_url,
         &["--rps", "5000", "--retries", "2"],
     )
     .await;

@@ -1238,6 +1238,18 @@ async fn q_finds_what_brute_force_finds(backend: Backend) {
     assert_every_search(&api).await;
 }
 
+/// Makes `tags` and a team "Support"; answers the team's uuid.
+async fn tags_and_a_team(api: &Caller, tags: &[&str]) -> String {
+    for tag in tags {
+        api.post("/tags", json!({"name": tag}))
+            .await
+            .assert_status(200);
+    }
+    let support = api.post("/teams", json!({"name": "Support"})).await;
+    support.assert_status(200);
+    uuid_of(&support.body["team"])
+}
+
 /// A search asked for again answers from what it found before only while
 /// nothing it could find changed (docs/storage.md, "`q`: substrings
 /// through trigrams"): after each kind of change — made by this server or
@@ -1246,12 +1258,7 @@ async fn q_finds_what_brute_force_finds(backend: Backend) {
 async fn a_search_follows_every_change_after_it_was_asked(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 0).await;
     let api = app.as_key(&app.key);
-    api.post("/tags", json!({"name": "lead"}))
-        .await
-        .assert_status(200);
-    let support = api.post("/teams", json!({"name": "Support"})).await;
-    support.assert_status(200);
-    let support = uuid_of(&support.body["team"]);
+    let support = tags_and_a_team(&api, &["lead"]).await;
     let mut created = Vec::new();
     for n in 0..45 {
         let name = match n % 3 {
@@ -1922,14 +1929,7 @@ async fn assert_deep_pages(api: &Caller, query: &str) {
 async fn numbered_pages_follow_every_change(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.rate_limit_rps = 0).await;
     let api = app.as_key(&app.key);
-    for tag in ["lead", "hot"] {
-        api.post("/tags", json!({"name": tag}))
-            .await
-            .assert_status(200);
-    }
-    let support = api.post("/teams", json!({"name": "Support"})).await;
-    support.assert_status(200);
-    let support = uuid_of(&support.body["team"]);
+    let support = tags_and_a_team(&api, &["lead", "hot"]).await;
     let mut created = Vec::new();
     for n in 0..90 {
         let tags = if n % 3 == 0 {

@@ -7,7 +7,7 @@ use super::db::{Db, params, row_struct};
 use super::settings::{channels, teams, users};
 use super::{SqlStore, transfer};
 use crate::domain::settings::{Channel, User};
-use crate::domain::{PublicId, Source, Timestamp};
+use crate::domain::{PublicId, Timestamp};
 use crate::store::snapshot::AccountSnapshot;
 use crate::store::{
     AccountId, AccountRecord, AdminStore, ApiKeyRecord, NewAccount, NewApiKey, StoreError,
@@ -120,19 +120,7 @@ fn create_account(db: &mut dyn Db, account: &NewAccount) -> StoreResult<AccountR
             created_at: account.created_at,
         },
     )?;
-    channels::insert(
-        db,
-        id,
-        &Channel {
-            id: 0,
-            uuid: PublicId::random(),
-            title: "WhatsApp".to_owned(),
-            kind: Source::Whatsapp,
-            main: true,
-            discarded_at: None,
-            created_at: account.created_at,
-        },
-    )?;
+    channels::insert(db, id, &Channel::default_whatsapp(account.created_at))?;
     let team = teams::insert(
         db,
         id,

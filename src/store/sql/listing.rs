@@ -294,7 +294,7 @@ pub(super) fn list(
     if db.backend() == Backend::Postgres
         && let Some(searched) = &searched
         && plan.search.as_ref().is_some_and(|search| search.trigrams)
-        && let Some(matches) = few_matches(db, &plan, contact_seq)?
+        && let Some(matches) = search_matches(db, &plan, Walk::Contacts, contact_seq)?
     {
         memory
             .matches
@@ -322,8 +322,11 @@ pub(super) fn list(
         (_, TagsMode::Any) => Walk::Contacts,
     };
 
-    if walk == Walk::Trigrams {
-        let matches = find_matches(db, &plan, contact_seq)?;
+    // (With at most SEARCH_LOOKUPS candidates there are no more matches;
+    // were there, the page would walk them below.)
+    if walk == Walk::Trigrams
+        && let Some(matches) = search_matches(db, &plan, Walk::Trigrams, contact_seq)?
+    {
         if let Some(searched) = searched {
             memory
                 .matches
@@ -537,43 +540,27 @@ fn position_of(row: &ContactRow) -> ContactPosition {
     }
 }
 
-/// Every match of the trigram walk (SQLite only, with at most
-/// [`SEARCH_LOOKUPS`] candidates), newest first, from one narrow
-/// statement: each match's id and place in the order, sorted here. Sorting
-/// the matches' whole rows in SQLite and counting them in a second
-/// statement took a third of a search's instructions (BENCHMARKS.md).
-/// Every contact of the snapshot (up to `contact_seq`) is seen, so that
-/// the matches serve any watermark of this version.
-fn find_matches(db: &mut dyn Db, plan: &Plan, contact_seq: i64) -> StoreResult<Arc<[Match]>> {
-    let mut matching = SqlBuilder::new("");
-    select(
-        &mut matching,
-        plan,
-        Walk::Trigrams,
-        Seqs::UpTo(contact_seq),
-        Select::Keys,
-        join_keyword(db.backend()),
-    );
-    let mut matches: Vec<Match> = db.all(matching.sql(), matching.params())?;
-    matches.sort_unstable_by_key(|&(_, created_at, seq)| Reverse((created_at, seq)));
-    Ok(matches.into())
-}
-
-/// Every match of the plan's search (PostgreSQL: found through the
-/// `pg_trgm` indexes), newest first, when there are at most
-/// [`SEARCH_LOOKUPS`]; `None` when there are more, which the newest-first
-/// walk then pages through. Every contact of the snapshot is seen, as in
-/// [`find_matches`].
-fn few_matches(
+/// Every match of the plan's search, newest first, when there are at most
+/// [`SEARCH_LOOKUPS`] (`None` when there are more: the newest-first walk
+/// then pages through them), from one narrow statement: each match's id
+/// and place in the order, sorted here. Sorting the matches' whole rows in
+/// the database and counting them in a second statement took a third of a
+/// search's instructions (BENCHMARKS.md). `walk` is the trigram walk on
+/// SQLite (FTS5's candidates, already known to be few) or the contacts
+/// table on PostgreSQL (whose `LIKE` `pg_trgm` serves). Every contact of
+/// the snapshot (up to `contact_seq`) is seen, so that the matches serve
+/// any watermark of this version.
+fn search_matches(
     db: &mut dyn Db,
     plan: &Plan,
+    walk: Walk,
     contact_seq: i64,
 ) -> StoreResult<Option<Arc<[Match]>>> {
     let mut matching = SqlBuilder::new("");
     select(
         &mut matching,
         plan,
-        Walk::Contacts,
+        walk,
         Seqs::UpTo(contact_seq),
         Select::Keys,
         join_keyword(db.backend()),
@@ -588,8 +575,7 @@ fn few_matches(
 }
 
 /// The search `plan` is, as its remembered matches are kept: a search
-/// without tags, the one kind found through [`find_matches`] (SQLite) or
-/// [`few_matches`] (PostgreSQL).
+/// without tags, the one kind found through [`search_matches`].
 fn searched_of(plan: &Plan) -> Option<Searched> {
     let search = plan.search.as_ref().filter(|_| plan.tags.is_empty())?;
     Some(Searched {
