@@ -19,8 +19,8 @@ use crate::domain::identifier::digits_of;
 use crate::domain::settings::AccountSettings;
 use crate::domain::{Source, fold_case};
 use crate::store::{
-    AccountId, ContactFilter, ContactPage, ContactPosition, ExportPage, PageStart, StoreResult,
-    TagsMode,
+    AccountId, ContactFilter, ContactPage, ContactPosition, ExportPage, PageStart, StoreError,
+    StoreResult, TagsMode,
 };
 
 /// Most matches of a search that are listed by looking each one up; a
@@ -626,16 +626,7 @@ fn page_of_matches(
     let contacts = if ids.is_empty() {
         Vec::new()
     } else {
-        let mut page = SqlBuilder::new(concatcp!(
-            "SELECT ",
-            ContactRow::QUALIFIED,
-            " FROM contacts c WHERE c.account_id = "
-        ));
-        page.param(plan.account.0)
-            .push(" AND c.id IN (")
-            .padded_ints(&ids, -1)
-            .push(")");
-        let mut rows: Vec<ContactRow> = db.all(page.sql(), page.params())?;
+        let mut rows = rows_by_id(db, plan.account, &ids)?;
         rows.sort_unstable_by_key(|row| Reverse((row.created_at, row.seq)));
         rows.into_iter()
             .map(|row| render(row, settings))
@@ -647,6 +638,34 @@ fn page_of_matches(
         watermark,
         next,
     })
+}
+
+/// The rows of the account's contacts with these ids, in no order: on
+/// SQLite through the ids as a JSON array (its `IN` list of 20, padded to
+/// 32, cost a tenth more), on PostgreSQL through an `IN` list.
+fn rows_by_id(db: &mut dyn Db, account: AccountId, ids: &[i64]) -> StoreResult<Vec<ContactRow>> {
+    if db.backend() == Backend::Sqlite {
+        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Other(Box::new(e)))?;
+        return db.all(
+            concatcp!(
+                "SELECT ",
+                ContactRow::QUALIFIED,
+                " FROM json_each($1) s CROSS JOIN contacts c ON c.id = s.value
+                 WHERE c.account_id = $2"
+            ),
+            &params![ids.as_str(), account.0],
+        );
+    }
+    let mut rows = SqlBuilder::new(concatcp!(
+        "SELECT ",
+        ContactRow::QUALIFIED,
+        " FROM contacts c WHERE c.account_id = "
+    ));
+    rows.param(account.0)
+        .push(" AND c.id IN (")
+        .padded_ints(ids, -1)
+        .push(")");
+    db.all(rows.sql(), rows.params())
 }
 
 /// Orders the plan's tags rarest first and answers how many memberships
@@ -1126,6 +1145,12 @@ mod tests {
                 true,
             ),
             (
+                "q with matches",
+                filter(&[], TagsMode::All, Some("Doe")),
+                PageStart::Number(1),
+                false,
+            ),
+            (
                 "q and tag",
                 filter(&["lead"], TagsMode::All, Some("Doe")),
                 PageStart::Number(1),
@@ -1170,6 +1195,20 @@ mod tests {
                     );
                 }
             }
+        }
+        // A search's page of 20, read by id, looks each one up by id (an
+        // `IN` list of 20 made SQLite walk the account's contacts instead,
+        // a million of them in the bench).
+        db.plans.clear();
+        let ids: Vec<i64> = (1..=20).collect();
+        rows_by_id(&mut db, account, &ids).expect("rows by id");
+        for (sql, plan) in &db.plans {
+            assert!(
+                plan.iter()
+                    .any(|step| step == "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)")
+                    && !plan.iter().any(|step| step.contains("INDEX contacts_")),
+                "{plan:?} for {sql}"
+            );
         }
     }
 }
