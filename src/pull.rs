@@ -133,6 +133,15 @@ impl Change {
             Change::Unchanged
         }
     }
+
+    /// A setting the target had already, or one the pull made.
+    fn from_existed(existed: bool) -> Change {
+        if existed {
+            Change::Unchanged
+        } else {
+            Change::Created
+        }
+    }
 }
 
 /// What a pull did.
@@ -1106,6 +1115,17 @@ impl<'s> Target<'s> {
         })
     }
 
+    /// After making a setting: one made meanwhile by someone else (a
+    /// conflict) is as good; either way the settings are read again.
+    async fn made<T>(&mut self, created: Result<T, StoreError>) -> Result<(), PullError> {
+        match created {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        self.refresh().await?;
+        Ok(())
+    }
+
     async fn refresh(&mut self) -> Result<(), StoreError> {
         // Cached by the store until something changes: cheap when nothing did.
         self.settings = self.store.settings(self.account).await?;
@@ -1302,19 +1322,11 @@ impl<'s> Target<'s> {
         let key = fold_case(name);
         let exists = self.settings.tag_named(name).is_some();
         if !exists {
-            match self.store.create_tag(self.account, name).await {
-                // Made meanwhile by someone else: as good.
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(other) => return Err(other.into()),
-            }
-            self.refresh().await?;
+            let created = self.store.create_tag(self.account, name).await;
+            self.made(created).await?;
         }
         if self.seen_tags.insert(key) {
-            report.tags.count(if exists {
-                Change::Unchanged
-            } else {
-                Change::Created
-            });
+            report.tags.count(Change::from_existed(exists));
         }
         Ok(())
     }
@@ -1366,11 +1378,8 @@ impl<'s> Target<'s> {
                         Vec::new()
                     },
                 };
-                match self.store.create_custom_field(self.account, &field).await {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
-                    Err(other) => return Err(other.into()),
-                }
-                self.refresh().await?;
+                let created = self.store.create_custom_field(self.account, &field).await;
+                self.made(created).await?;
                 Change::Created
             }
         };
@@ -1405,18 +1414,10 @@ impl<'s> Target<'s> {
                 async move { store.create_user(account, &user).await }
             })
             .await;
-            match created {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(other) => return Err(other.into()),
-            }
-            self.refresh().await?;
+            self.made(created).await?;
         }
         if self.seen_users.insert(key) {
-            report.users.count(if exists {
-                Change::Unchanged
-            } else {
-                Change::Created
-            });
+            report.users.count(Change::from_existed(exists));
         }
         Ok(())
     }

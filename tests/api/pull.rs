@@ -23,6 +23,9 @@ use crate::binary::{BIN, ENVIRONMENT};
 use crate::helpers::{Backend, Caller, TestApp, TestDatabase};
 use crate::on_both_backends;
 
+/// A whole pull, notes too, paced no slower than a test needs.
+const WITH_MESSAGES: &[&str] = &["--with-messages", "--rps", "5000"];
+
 const SUPPORT_TEAM: &str = "47aad5f9b4ca423c9d630f06ab93fe1f";
 const DEMO_CHANNEL: &str = "7c996996fea947f4a1d5a11e7fac84db";
 const FUNNELS: [&str; 2] = [
@@ -468,13 +471,8 @@ async fn messages(api: &Caller, uuid: &str) -> Vec<(String, String)> {
 
 async fn pull_into_a_new_account(backend: Backend) {
     let source = source(backend, 240).await;
-    let (_database, target_url, first) = pull_into_new_database(
-        backend,
-        &source.base,
-        &source.key,
-        &["--with-messages", "--rps", "5000"],
-    )
-    .await;
+    let (_database, target_url, first) =
+        pull_into_new_database(backend, &source.base, &source.key, WITH_MESSAGES).await;
     first.assert_success();
     let total = 242; // the demo's two and ours
     first
@@ -494,13 +492,7 @@ async fn pull_into_a_new_account(backend: Backend) {
     assert!(notes.0 > 60, "notes were copied: {notes:?}");
 
     // Again: nothing new, nothing doubled.
-    let again = pull(
-        &source.base,
-        &source.key,
-        &target_url,
-        &["--with-messages", "--rps", "5000"],
-    )
-    .await;
+    let again = pull(&source.base, &source.key, &target_url, WITH_MESSAGES).await;
     again.assert_success();
     again
         .assert_tally("contacts", 0, 0, total)
@@ -585,13 +577,7 @@ async fn pull_into_a_new_account(backend: Backend) {
         .await
         .assert_status(200);
     add_contacts(&source, 1000..1015, &["fresh"]).await;
-    let third = pull(
-        &source.base,
-        &source.key,
-        &target_url,
-        &["--with-messages", "--rps", "5000"],
-    )
-    .await;
+    let third = pull(&source.base, &source.key, &target_url, WITH_MESSAGES).await;
     third.assert_success();
     let (created, updated, _) = third.tally("contacts");
     assert_eq!(created, 15, "{}", third.stderr);
@@ -870,13 +856,8 @@ async fn pull_survives_a_flaky_source(backend: Backend) {
         },
     )
     .await;
-    let (_database, target_url, run) = pull_into_new_database(
-        backend,
-        &proxy.base,
-        &source.key,
-        &["--with-messages", "--rps", "5000"],
-    )
-    .await;
+    let (_database, target_url, run) =
+        pull_into_new_database(backend, &proxy.base, &source.key, WITH_MESSAGES).await;
     run.assert_success().assert_tally("contacts", 52, 0, 0);
     assert!(proxy.state.throttled.load(Ordering::SeqCst) >= 1);
     assert!(proxy.state.failed.load(Ordering::SeqCst) >= 3);
