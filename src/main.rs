@@ -670,6 +670,14 @@ fn no_account(
     }
 }
 
+/// Writes `line` to stderr, above the progress bar when there is one.
+fn say_above(bar: Option<&indicatif::ProgressBar>, line: &str) {
+    match bar {
+        Some(bar) => bar.println(line),
+        None => eprintln!("{line}"),
+    }
+}
+
 /// The account named by `--account`, or the only one when it is left out.
 async fn account_to_use(
     store: &SqlStore,
@@ -791,10 +799,7 @@ async fn import(
         |rejection| {
             if shown.get() < REJECTIONS_SHOWN {
                 let line = format!("line {}: {}", rejection.line, rejection.error.message());
-                match &rejections_bar {
-                    Some(bar) => bar.println(line),
-                    None => eprintln!("{line}"),
-                }
+                say_above(rejections_bar.as_ref(), &line);
                 shown.set(shown.get() + 1);
             }
             if let Some(file) = errors_file.as_mut()
@@ -810,10 +815,7 @@ async fn import(
                     format!("created custom field '{name}' (text)")
                 }
             };
-            match &created_bar {
-                Some(bar) => bar.println(line),
-                None => eprintln!("{line}"),
-            }
+            say_above(created_bar.as_ref(), &line);
         },
         |report| match &progress_bar {
             Some(bar) => {
@@ -1003,30 +1005,14 @@ async fn pull(
     use indicatif::{ProgressBar, ProgressStyle};
 
     let store = open(database).await?;
-    let destination = match account {
-        Some(wanted) => match store.find_account(wanted).await {
-            Ok(found) => Destination::Account(found.id),
-            Err(bellbook::store::StoreError::NotFound) if store.count_accounts().await? == 0 => {
-                Destination::NewAccount {
-                    name: wanted.to_owned(),
-                }
-            }
-            Err(error) => return Err(no_account(wanted, error)),
+    // As import and export choose, except that into a database without
+    // accounts the pull makes one (named as asked, or "default").
+    let destination = match account_to_use(&store, account).await {
+        Ok(found) => Destination::Account(found.id),
+        Err(_) if store.count_accounts().await? == 0 => Destination::NewAccount {
+            name: account.unwrap_or("default").to_owned(),
         },
-        None => {
-            let mut accounts = store.list_accounts().await?;
-            match accounts.len() {
-                0 => Destination::NewAccount {
-                    name: "default".to_owned(),
-                },
-                1 => Destination::Account(accounts.remove(0).id),
-                n => {
-                    return Err(
-                        format!("the database has {n} accounts; say which with --account").into(),
-                    );
-                }
-            }
-        }
+        Err(error) => return Err(error),
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         ProgressBar::new_spinner().with_style(
@@ -1034,10 +1020,7 @@ async fn pull(
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         )
     });
-    let say = |line: &str| match &bar {
-        Some(bar) => bar.println(line),
-        None => eprintln!("{line}"),
-    };
+    let say = |line: &str| say_above(bar.as_ref(), line);
     let mut rejections_shown = 0u64;
     let outcome = pull_account(&store, destination, options, |event| match event {
         PullEvent::AccountCreated {
